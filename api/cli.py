@@ -1,0 +1,213 @@
+"""The `visual-intent` command: index, search, demo (and serve, eval, experiment from their own modules).
+
+Only this layer reads flags and the environment; below it everything takes typed arguments.
+Errors print one line to stderr and exit 1 (`--debug` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from indexer.encoders import DEFAULT_CLIP_ARCH, DEFAULT_CLIP_PRETRAINED, DEFAULT_TEXT_MODEL
+from indexer.errors import VisualIntentError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Search index for AI-generated video: scenario queries over scenes, shots, lineage, consent and ads.",
+)
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+DEMO_QUERY_IDS = ("q01", "q02", "q03", "q04", "q05", "q06")
+_state = {"debug": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"visual-intent {version('visual-intent')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs. Default: off.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Info logs on stderr. Default: off.")] = False,
+    version: Annotated[
+        bool | None, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = None,
+) -> None:
+    _state["debug"] = debug
+    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for noisy in ("sentence_transformers", "httpx", "huggingface_hub", "root"):
+        logging.getLogger(noisy).setLevel(max(level, logging.ERROR))
+
+
+def _positive(value: int) -> int:
+    if value < 1:
+        raise typer.BadParameter("must be at least 1")
+    return value
+
+
+DbOption = Annotated[Path, typer.Option("--db", help="Index folder (created by `index`).")]
+
+
+@app.command()
+def index(
+    db: DbOption,
+    scenes: Annotated[Path | None, typer.Option(help="scenes.jsonl. Default: none.")] = None,
+    ads: Annotated[Path | None, typer.Option(help="ads.jsonl. Default: none.")] = None,
+    consents: Annotated[Path | None, typer.Option(help="consents.jsonl. Default: none.")] = None,
+    strict: Annotated[
+        bool, typer.Option(help="Abort before writing on any invalid record. Default: skip them.")
+    ] = False,
+    rebuild: Annotated[bool, typer.Option(help="Build a fresh index and swap it in. Default: upsert.")] = False,
+    text_model: Annotated[
+        str, typer.Option(help=f"Text encoder id. Default: {DEFAULT_TEXT_MODEL}.")
+    ] = DEFAULT_TEXT_MODEL,
+    clip_model: Annotated[
+        str, typer.Option(help=f"open_clip architecture (or config JSON). Default: {DEFAULT_CLIP_ARCH}.")
+    ] = DEFAULT_CLIP_ARCH,
+    clip_pretrained: Annotated[
+        str, typer.Option(help=f"open_clip pretrained tag. Default: {DEFAULT_CLIP_PRETRAINED}.")
+    ] = DEFAULT_CLIP_PRETRAINED,
+    clip_checkpoint: Annotated[
+        Path | None, typer.Option(help="Local CLIP checkpoint; overrides the tag. Default: none.")
+    ] = None,
+    download_clip_weights: Annotated[
+        bool, typer.Option(help="Let open_clip fetch the tag from its hub. Default: off (cache only).")
+    ] = False,
+    no_clip: Annotated[
+        bool, typer.Option("--no-clip", help="Index text channels only. Default: CLIP on when weights load.")
+    ] = False,
+    media_root: Annotated[
+        Path | None, typer.Option(help="Media must live under this folder. Default: the scenes file's folder.")
+    ] = None,
+    workers: Annotated[int, typer.Option(callback=_positive, help="Media decoding threads. Default: 2.")] = 2,
+    quiet: Annotated[bool, typer.Option(help="No progress bars. Default: off.")] = False,
+) -> None:
+    """Validate and index a catalog (scenes, ads, consents) into --db."""
+    from api.render import render_report
+    from indexer.pipeline import IndexOptions, index_catalog
+
+    if not (scenes or ads or consents):
+        raise typer.BadParameter("give at least one of --scenes, --ads, --consents")
+    if clip_checkpoint is not None and not clip_checkpoint.is_file():
+        raise typer.BadParameter(f"{clip_checkpoint} is not a file", param_hint="--clip-checkpoint")
+    options = IndexOptions(
+        db=db,
+        strict=strict,
+        rebuild=rebuild,
+        text_model=text_model,
+        clip_arch=clip_model,
+        clip_pretrained=str(clip_checkpoint) if clip_checkpoint else clip_pretrained,
+        use_clip=not no_clip,
+        download_clip_weights=download_clip_weights or os.environ.get("VISUAL_INTENT_DOWNLOAD_WEIGHTS") == "1",
+        media_root=media_root,
+        workers=workers,
+        progress=not quiet and sys.stderr.isatty(),
+    )
+    report = index_catalog(options, scenes, ads, consents)
+    print(render_report(report))
+
+
+@app.command()
+def search(
+    db: DbOption,
+    text: Annotated[str | None, typer.Argument(help="Scenario query, e.g. 'cozy evening with a leather sofa'.")] = None,
+    k: Annotated[int, typer.Option(callback=_positive, help="Scenes to return. Default: 10.")] = 10,
+    sku: Annotated[str | None, typer.Option(help="Product meant by 'this ...'. Default: none.")] = None,
+    use: Annotated[str, typer.Option(help="Consent use to check: search or ads. Default: search.")] = "search",
+    queries: Annotated[Path | None, typer.Option(help="Batch: queries.jsonl, one JSON result per line.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON. Default: text.")] = False,
+    variant: Annotated[
+        str,
+        typer.Option(
+            help="Ranking preset (dense, fts, clip, slots, fusion, full, full+collapse). Default: full+collapse."
+        ),
+    ] = "full+collapse",
+    fusion: Annotated[str | None, typer.Option(help="rrf or weighted. Default: the variant's.")] = None,
+    no_collapse: Annotated[bool, typer.Option("--no-collapse", help="Return every remix, not one per family.")] = False,
+    mmr: Annotated[float | None, typer.Option(help="MMR diversity lambda in [0,1], e.g. 0.7. Default: off.")] = None,
+    dwell_weight: Annotated[float | None, typer.Option(help="Engagement prior weight. Default: 0 (off).")] = None,
+    negation: Annotated[str | None, typer.Option(help="exclude or demote negated matches. Default: exclude.")] = None,
+    no_clip: Annotated[bool, typer.Option("--no-clip", help="Do not load CLIP for this search.")] = False,
+) -> None:
+    """Search scenes and ads with a scenario query (or a batch with --queries)."""
+    from api.render import render_response
+    from indexer.catalog import read_queries
+    from search.engine import PRESETS, Engine, with_overrides
+
+    if variant not in PRESETS:
+        raise typer.BadParameter(f"choose one of {', '.join(PRESETS)}", param_hint="--variant")
+    if use not in ("search", "ads"):
+        raise typer.BadParameter("choose search or ads", param_hint="--use")
+    if (text is None) == (queries is None):
+        raise typer.BadParameter("give a query TEXT or --queries FILE (not both)")
+    options = with_overrides(
+        PRESETS[variant],
+        fusion=fusion,
+        collapse=False if no_collapse else None,
+        mmr_lambda=mmr,
+        dwell_weight=dwell_weight,
+        negation=negation,
+    )
+    engine = Engine.open(db, use_clip=not no_clip)
+    batch = read_queries(queries) if queries else None
+    items = [(q.query_id, q.text, q.sku, q.use) for q in batch] if batch else [(None, text, sku, use)]
+    for query_id, query_text, query_sku, query_use in items:
+        response = engine.search(query_text or "", sku=query_sku, use=query_use, k=k, options=options)
+        if as_json:
+            payload = {"query_id": query_id, **response.to_dict()} if query_id else response.to_dict()
+            print(json.dumps(payload, ensure_ascii=False, default=str))
+        else:
+            print(render_response(response) + "\n")
+
+
+@app.command()
+def demo(
+    db: Annotated[Path, typer.Option("--db", help="Where to build the demo index. Default: ./demo-index.")] = Path(
+        "demo-index"
+    ),
+    fixtures: Annotated[Path, typer.Option(help="Fixture folder. Default: the bundled fixtures/.")] = FIXTURES,
+    k: Annotated[int, typer.Option(callback=_positive, help="Scenes per query. Default: 3.")] = 3,
+) -> None:
+    """Index the bundled fixture catalog and run a handful of scenario queries."""
+    from api.render import render_report, render_response
+    from indexer.catalog import read_queries
+    from indexer.pipeline import IndexOptions, index_catalog
+    from search.engine import Engine
+
+    catalog = fixtures / "catalog"
+    options = IndexOptions(db=db, rebuild=True, media_root=fixtures, progress=sys.stderr.isatty())
+    report = index_catalog(options, catalog / "scenes.jsonl", catalog / "ads.jsonl", catalog / "consents.jsonl")
+    print(render_report(report) + "\n")
+    engine = Engine.open(db)
+    wanted = {q.query_id: q for q in read_queries(catalog / "queries.jsonl")}
+    for query_id in DEMO_QUERY_IDS:
+        query = wanted.get(query_id)
+        if query is not None:
+            print(render_response(engine.search(query.text, sku=query.sku, use=query.use, k=k)) + "\n")
+
+
+def main() -> None:
+    try:
+        app()
+    except VisualIntentError as exc:
+        if _state["debug"]:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

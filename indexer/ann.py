@@ -1,0 +1,179 @@
+"""FAISS: the fast ANN layer derived from LanceDB vectors.
+
+An `AnnIndex` is saved next to the LanceDB version it reflects (`ann/<name>.faiss` + `<name>.json`);
+`load_or_build` rebuilds it when that version is stale. Small collections use exact inner-product search;
+above `EXACT_LIMIT` rows an HNSW graph trades a little recall for speed (measured in bench/).
+Vectors are L2-normalised, so inner product is cosine similarity.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from indexer.schema import SCENES, SHOTS, SceneCol, ShotCol
+from indexer.store import Store
+
+EXACT_LIMIT = 20_000
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 128
+ANN_DIR = "ann"
+SCENE_TEXT = "scenes_text"  # keys: scene ids
+SHOT_CLIP = "shots_clip"  # keys: "scene_id#shot_index" ('#' never occurs in an id)
+
+
+@dataclass
+class AnnIndex:
+    index: Any  # faiss.Index
+    keys: list[str]  # position -> key (scene id, or "scene_id#shot" for shots)
+    version: int  # the LanceDB table version the vectors came from
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def search(self, queries: np.ndarray, k: int, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k by inner product; positions in `exclude` are filtered inside FAISS, before ranking."""
+        import faiss
+
+        queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.index.d)
+        k = min(k, len(self.keys))
+        if k <= 0:
+            return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
+        params = None
+        if exclude is not None and len(exclude):
+            # locals keep both selectors alive for the duration of the call (FAISS holds raw pointers)
+            batch = faiss.IDSelectorBatch(np.asarray(exclude, dtype=np.int64))
+            selector = faiss.IDSelectorNot(batch)
+            if self.params.get("kind") == "hnsw":
+                params = faiss.SearchParametersHNSW(sel=selector, efSearch=self.params["ef_search"])
+            else:
+                params = faiss.SearchParameters(sel=selector)
+        scores, positions = self.index.search(queries, k, params=params)
+        return scores, positions
+
+
+def build(vectors: np.ndarray, keys: list[str], version: int, kind: str = "auto") -> AnnIndex:
+    import faiss
+
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    dim = vectors.shape[1]
+    if kind == "auto":
+        kind = "flat" if len(vectors) <= EXACT_LIMIT else "hnsw"
+    if kind == "flat":
+        index = faiss.IndexFlatIP(dim)
+        params: dict[str, Any] = {"kind": "flat"}
+    elif kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        index.hnsw.efSearch = HNSW_EF_SEARCH
+        params = {"kind": "hnsw", "M": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION, "ef_search": HNSW_EF_SEARCH}
+    else:
+        raise ValueError(f"unknown ANN kind '{kind}' (choose auto, flat or hnsw)")
+    if len(vectors):
+        index.add(vectors)
+    return AnnIndex(index=index, keys=list(keys), version=version, params=params)
+
+
+def save(ann: AnnIndex, folder: Path, name: str) -> None:
+    """Index file first, then the sidecar that names its version: a reader never trusts a half-written pair."""
+    import faiss
+
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.faiss.")
+    os.close(fd)
+    faiss.write_index(ann.index, tmp)
+    os.replace(tmp, folder / f"{name}.faiss")
+    meta = {"version": ann.version, "params": ann.params, "keys": ann.keys}
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.json.")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(meta, fh)
+    os.replace(tmp, folder / f"{name}.json")
+
+
+def load(folder: Path, name: str) -> AnnIndex | None:
+    import faiss
+
+    meta_file, index_file = folder / f"{name}.json", folder / f"{name}.faiss"
+    if not (meta_file.is_file() and index_file.is_file()):
+        return None
+    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    index = faiss.read_index(str(index_file))
+    if index.ntotal != len(meta["keys"]):
+        return None  # the pair was written by two different runs; rebuild
+    if meta["params"].get("kind") == "hnsw":
+        index.hnsw.efSearch = meta["params"].get("ef_search", HNSW_EF_SEARCH)
+    return AnnIndex(index=index, keys=meta["keys"], version=int(meta["version"]), params=meta["params"])
+
+
+def exact_search(vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """Brute-force top-k positions: the ground truth for ANN recall."""
+    return build(vectors, [""] * len(vectors), 0, kind="flat").search(queries, k)[1]
+
+
+def recall_at_k(approx: np.ndarray, exact: np.ndarray) -> float:
+    """Mean fraction of the exact top-k that the ANN top-k found."""
+    pairs = zip(approx, exact, strict=True)
+    hits = [len(set(a[a >= 0]) & set(e[e >= 0])) / max(1, int((e >= 0).sum())) for a, e in pairs]
+    return float(np.mean(hits)) if hits else 0.0
+
+
+def shot_key(scene_id: str, shot_index: int) -> str:
+    return f"{scene_id}#{shot_index}"
+
+
+def split_shot_key(key: str) -> tuple[str, int]:
+    scene_id, _, shot = key.rpartition("#")
+    return scene_id, int(shot)
+
+
+def _source(store: Store, name: str) -> tuple[list[str], np.ndarray, int] | None:
+    """Keys, vectors and table version for one ANN layer; None when the index has no such vectors."""
+    if name == SCENE_TEXT:
+        table = store.columns(SCENES, [SceneCol.ID, SceneCol.TEXT_VEC])
+        keys = [str(k) for k in table.column(SceneCol.ID).to_pylist()]
+        column, dim, version = table.column(SceneCol.TEXT_VEC), store.manifest.text_dim, store.table(SCENES).version
+    elif name == SHOT_CLIP and store.manifest.clip_dim:
+        table = store.columns(
+            SHOTS, [ShotCol.SCENE, ShotCol.INDEX, ShotCol.CLIP_VEC], where=f"{ShotCol.CLIP_VEC} IS NOT NULL"
+        )
+        pairs = zip(table.column(ShotCol.SCENE).to_pylist(), table.column(ShotCol.INDEX).to_pylist(), strict=True)
+        keys = [shot_key(s, i) for s, i in pairs]
+        column, dim, version = table.column(ShotCol.CLIP_VEC), store.manifest.clip_dim, store.table(SHOTS).version
+    else:
+        return None
+    flat = column.combine_chunks().flatten().to_numpy(zero_copy_only=False) if len(keys) else np.zeros(0)
+    return keys, np.asarray(flat, dtype=np.float32).reshape(len(keys), dim), int(version)
+
+
+def load_or_build(store: Store, name: str, kind: str = "auto") -> AnnIndex | None:
+    """The saved index when it reflects the current LanceDB version, else a rebuilt (and saved) one."""
+    folder = store.path / ANN_DIR
+    version = int(store.table(SCENES if name == SCENE_TEXT else SHOTS).version)
+    saved = load(folder, name)
+    if saved is not None and saved.version == version and (kind == "auto" or saved.params["kind"] == kind):
+        return saved
+    source = _source(store, name)
+    if source is None:
+        return None
+    keys, vectors, version = source
+    built = build(vectors, keys, version, kind)
+    save(built, folder, name)
+    return built
+
+
+def sync(store: Store) -> dict[str, Any]:
+    """Bring every ANN layer up to the LanceDB versions; returns what each one holds."""
+    report = {}
+    for name in (SCENE_TEXT, SHOT_CLIP):
+        layer = load_or_build(store, name)
+        if layer is not None:
+            report[name] = {"rows": len(layer), "version": layer.version, **layer.params}
+    return report

@@ -1,0 +1,60 @@
+"""Typed errors raised by the indexer and the query layer.
+
+Every message says what failed and what to do next; the CLI prints `str(err)`
+on one line and the API maps the class to a status code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class VisualIntentError(Exception):
+    """Base class for errors a user can act on."""
+
+
+class RecordError(VisualIntentError):
+    """One catalog record is invalid: names the file, line, field and reason."""
+
+    def __init__(self, source: str | Path, line: int, field: str, reason: str, record_id: str | None = None):
+        self.source = str(source)
+        self.line = line
+        self.field = field
+        self.reason = reason
+        self.record_id = record_id
+        where = f"{self.source}:{line}"
+        who = f" ({record_id})" if record_id else ""
+        super().__init__(f"{where}{who}: field '{field}': {reason}")
+
+
+class CatalogError(VisualIntentError):
+    """A whole catalog was rejected (strict mode, or an unreadable file)."""
+
+    def __init__(self, message: str, errors: list[RecordError] | None = None):
+        self.errors = errors or []
+        super().__init__(message)
+
+
+class MediaError(VisualIntentError):
+    """A media file could not be decoded or breaks a documented limit."""
+
+    def __init__(self, path: str | Path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class IndexMismatchError(VisualIntentError):
+    """The index on disk was built with other encoders or another schema version."""
+
+
+class IndexNotFoundError(VisualIntentError):
+    """No index exists at the given location."""
+
+
+class EncoderUnavailableError(VisualIntentError):
+    """An encoder's weights or package cannot be loaded."""
+
+
+class NotFoundError(VisualIntentError):
+    """A scene, ad or persona id is not in the index."""

@@ -1,0 +1,112 @@
+"""Turning validated records into table rows (column names come from `indexer.schema`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from indexer import media
+from indexer.context import SceneContext
+from indexer.encoders import ClipModel, normalise
+from indexer.schema import Ad, AdCol, Consent, ConsentCol, Scene, SceneCol, ShotCol
+
+
+def _record_json(record: Any) -> str:
+    return json.dumps(record.model_dump(mode="json", exclude_none=True), ensure_ascii=False, sort_keys=True)
+
+
+def pool(vectors: Sequence[Any]) -> np.ndarray | None:
+    """A scene's visual vector: the normalised mean of its shot vectors."""
+    if not vectors:
+        return None
+    return normalise(np.mean(np.asarray(vectors, dtype=np.float32), axis=0, keepdims=True))[0]
+
+
+def scene_row(
+    scene: Scene, ctx: SceneContext, doc: str, text_vec: np.ndarray, clip_vec: np.ndarray | None, clip_dim: int | None
+) -> dict[str, Any]:
+    engagement = scene.engagement
+    row: dict[str, Any] = {
+        SceneCol.ID: scene.scene_id,
+        SceneCol.PROMPT: scene.prompt,
+        SceneCol.CAPTION: scene.caption,
+        SceneCol.PARENT: scene.parent_id,
+        SceneCol.CREATOR: scene.creator_id,
+        SceneCol.CREATED: scene.created_at,
+        SceneCol.SETTING: ctx.setting,
+        SceneCol.TIME: ctx.time_of_day,
+        SceneCol.WEATHER: ctx.weather,
+        SceneCol.TONES: ctx.tones,
+        SceneCol.CATEGORIES: ctx.categories,
+        SceneCol.SKUS: [p.sku for p in scene.products],
+        SceneCol.BRANDS: sorted({p.brand for p in scene.products if p.brand}),
+        SceneCol.CAMEOS: list(scene.cameos),
+        SceneCol.GENERATOR: scene.provenance.generator if scene.provenance else None,
+        SceneCol.DWELL: engagement.dwell_ms if engagement else None,
+        SceneCol.VIEWS: engagement.views if engagement else None,
+        SceneCol.INFERRED: ctx.inferred,
+        SceneCol.DOC: doc,
+        SceneCol.TEXT_VEC: np.asarray(text_vec, dtype=np.float32).tolist(),
+        SceneCol.RECORD: _record_json(scene),
+    }
+    if clip_dim:
+        row[SceneCol.CLIP_VEC] = clip_vec.tolist() if clip_vec is not None else None
+    return row
+
+
+def shot_rows(
+    scene_id: str,
+    media_index: int,
+    path: Path,
+    shots: list[media.Shot],
+    index_dir: Path,
+    thumbs_dir: str,
+    clip: ClipModel | None,
+    first_index: int = 0,
+) -> list[dict[str, Any]]:
+    """One row per shot; the thumbnail goes inside the index folder, the vector is the mean over keyframes."""
+    out = []
+    for shot in shots:
+        thumb = Path(thumbs_dir) / scene_id / f"{media_index}-{shot.index}.jpg"
+        media.save_thumbnail(shot.keyframes[len(shot.keyframes) // 2], index_dir / thumb)
+        row: dict[str, Any] = {
+            ShotCol.SCENE: scene_id,
+            ShotCol.INDEX: first_index + len(out),
+            ShotCol.MEDIA: str(path),
+            ShotCol.START: shot.start_s,
+            ShotCol.END: shot.end_s,
+            ShotCol.THUMB: thumb.as_posix(),
+        }
+        if clip is not None:
+            vector = pool(list(clip.encode_images(list(shot.keyframes))))
+            row[ShotCol.CLIP_VEC] = None if vector is None else vector.tolist()
+        out.append(row)
+    return out
+
+
+def ad_row(ad: Ad, doc: str, text_vec: np.ndarray) -> dict[str, Any]:
+    return {
+        AdCol.ID: ad.ad_id,
+        AdCol.SKUS: list(ad.skus),
+        AdCol.CATEGORIES: list(ad.categories),
+        AdCol.TONES: list(ad.target_tones),
+        AdCol.BID: ad.bid_cpm,
+        AdCol.CREATIVES: list(ad.creative_scene_ids),
+        AdCol.DOC: doc,
+        AdCol.TEXT_VEC: np.asarray(text_vec, dtype=np.float32).tolist(),
+        AdCol.RECORD: _record_json(ad),
+    }
+
+
+def consent_row(consent: Consent) -> dict[str, Any]:
+    return {
+        ConsentCol.ID: consent.persona_id,
+        ConsentCol.SCOPES: list(consent.scopes),
+        ConsentCol.EXPIRES: consent.expires_at,
+        ConsentCol.REVOKED: consent.revoked_at,
+        ConsentCol.RECORD: _record_json(consent),
+    }

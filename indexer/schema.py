@@ -1,0 +1,284 @@
+"""The one place that knows the record shapes, the table columns and the schema version.
+
+Input records (JSON Lines) are validated by the pydantic models below; the LanceDB
+tables are described by the Arrow schemas built here. Other modules use the column
+constants instead of writing column names as bare strings.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+SCHEMA_VERSION = 1
+
+# Ids end up in LanceDB filters and file names, so they are restricted to a safe alphabet.
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
+_ID_RE = re.compile(ID_PATTERN)
+RecordId = Annotated[str, Field(pattern=ID_PATTERN)]
+
+USES = ("search", "ads", "remix")
+Use = Literal["search", "ads", "remix"]
+QueryUse = Literal["search", "ads"]
+
+
+def is_valid_id(value: str) -> bool:
+    return bool(_ID_RE.match(value))
+
+
+def label(value: str) -> str:
+    """Normalise a vocabulary label: 'Golden Hour' -> 'golden_hour'."""
+    return re.sub(r"[\s-]+", "_", value.strip().lower())
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """Naive timestamps are taken as UTC so comparisons never mix naive and aware values."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+class _Record(BaseModel):
+    # Unknown extra fields are kept (the catalog contract) and round-trip through record_json.
+    model_config = ConfigDict(extra="allow", str_strip_whitespace=True)
+
+
+class Product(_Record):
+    sku: RecordId
+    name: str | None = None
+    category: str | None = None
+    brand: str | None = None
+
+    _norm_category = field_validator("category")(lambda v: label(v) if v else v)
+
+
+class Provenance(_Record):
+    generator: str | None = None
+    watermark: str | None = None
+    c2pa_manifest: str | None = None
+    ai_disclosure: bool | None = None
+
+
+class Engagement(_Record):
+    views: int | None = Field(default=None, ge=0)
+    dwell_ms: int | None = Field(default=None, ge=0)
+    remixes: int | None = Field(default=None, ge=0)
+
+
+def _as_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+class Scene(_Record):
+    scene_id: RecordId
+    prompt: str = Field(min_length=1)
+    parent_id: RecordId | None = None
+    creator_id: str | None = None
+    created_at: datetime | None = None
+    caption: str | None = None
+    setting: str | None = None
+    time_of_day: str | None = None
+    weather: str | None = None
+    tone: list[str] = Field(default_factory=list)
+    products: list[Product] = Field(default_factory=list)
+    cameos: list[RecordId] = Field(default_factory=list)
+    media: list[str] = Field(default_factory=list)
+    provenance: Provenance | None = None
+    engagement: Engagement | None = None
+
+    _tone_list = field_validator("tone", mode="before")(_as_list)
+    _norm_slots = field_validator("setting", "time_of_day", "weather")(lambda v: label(v) if v else None)
+    _norm_tone = field_validator("tone")(lambda v: [label(t) for t in v if t.strip()])
+    _utc = field_validator("created_at")(utc)
+
+    @field_validator("parent_id")
+    @classmethod
+    def _not_own_parent(cls, v: str | None, info: Any) -> str | None:
+        if v is not None and v == info.data.get("scene_id"):
+            raise ValueError("a scene cannot be its own remix parent")
+        return v
+
+
+class Ad(_Record):
+    ad_id: RecordId
+    advertiser: str | None = None
+    headline: str | None = None
+    description: str | None = None
+    skus: list[RecordId] = Field(default_factory=list)
+    categories: list[str] = Field(default_factory=list)
+    keywords: list[str] = Field(default_factory=list)
+    target_tones: list[str] = Field(default_factory=list)
+    bid_cpm: float = Field(default=0.0, ge=0.0)
+    landing_url: str | None = None
+    creative_scene_ids: list[RecordId] = Field(default_factory=list)
+
+    _lists = field_validator("skus", "categories", "keywords", "target_tones", "creative_scene_ids", mode="before")(
+        _as_list
+    )
+    _norm_labels = field_validator("categories", "target_tones")(lambda v: [label(x) for x in v if x.strip()])
+
+
+class Consent(_Record):
+    persona_id: RecordId
+    scopes: list[Use] = Field(default_factory=list)
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+    _utc = field_validator("expires_at", "revoked_at")(utc)
+
+
+class Query(_Record):
+    query_id: str = Field(min_length=1)
+    text: str = Field(min_length=1)
+    sku: RecordId | None = None
+    use: QueryUse = "search"
+
+
+# --- LanceDB tables -------------------------------------------------------------------------------
+
+SCENES = "scenes"
+SHOTS = "shots"
+ADS = "ads"
+CONSENTS = "consents"
+TABLES = (SCENES, SHOTS, ADS, CONSENTS)
+
+
+class SceneCol:
+    ID = "scene_id"
+    PROMPT = "prompt"
+    CAPTION = "caption"
+    PARENT = "parent_id"
+    CREATOR = "creator_id"
+    CREATED = "created_at"
+    SETTING = "setting"
+    TIME = "time_of_day"
+    WEATHER = "weather"
+    TONES = "tones"
+    CATEGORIES = "categories"
+    SKUS = "skus"
+    BRANDS = "brands"
+    CAMEOS = "cameos"
+    GENERATOR = "generator"
+    DWELL = "dwell_ms"
+    VIEWS = "views"
+    INFERRED = "inferred"
+    DOC = "doc_text"
+    TEXT_VEC = "text_vec"
+    CLIP_VEC = "clip_vec"
+    RECORD = "record_json"
+
+
+class ShotCol:
+    SCENE = "scene_id"
+    INDEX = "shot_index"
+    MEDIA = "media_path"
+    START = "start_s"
+    END = "end_s"
+    THUMB = "thumb_path"
+    CLIP_VEC = "clip_vec"
+
+
+class AdCol:
+    ID = "ad_id"
+    SKUS = "skus"
+    CATEGORIES = "categories"
+    TONES = "target_tones"
+    BID = "bid_cpm"
+    CREATIVES = "creative_scene_ids"
+    DOC = "doc_text"
+    TEXT_VEC = "text_vec"
+    RECORD = "record_json"
+
+
+class ConsentCol:
+    ID = "persona_id"
+    SCOPES = "scopes"
+    EXPIRES = "expires_at"
+    REVOKED = "revoked_at"
+    RECORD = "record_json"
+
+
+ID_COLUMN = {SCENES: SceneCol.ID, ADS: AdCol.ID, CONSENTS: ConsentCol.ID}
+
+_STR = pa.string()
+_STRS = pa.list_(pa.string())
+_TS = pa.timestamp("us", tz="UTC")
+
+
+def vector_type(dim: int) -> pa.DataType:
+    return pa.list_(pa.float32(), dim)
+
+
+def scenes_schema(text_dim: int, clip_dim: int | None) -> pa.Schema:
+    fields = [
+        pa.field(SceneCol.ID, _STR, nullable=False),
+        pa.field(SceneCol.PROMPT, _STR, nullable=False),
+        pa.field(SceneCol.CAPTION, _STR),
+        pa.field(SceneCol.PARENT, _STR),
+        pa.field(SceneCol.CREATOR, _STR),
+        pa.field(SceneCol.CREATED, _TS),
+        pa.field(SceneCol.SETTING, _STR),
+        pa.field(SceneCol.TIME, _STR),
+        pa.field(SceneCol.WEATHER, _STR),
+        pa.field(SceneCol.TONES, _STRS),
+        pa.field(SceneCol.CATEGORIES, _STRS),
+        pa.field(SceneCol.SKUS, _STRS),
+        pa.field(SceneCol.BRANDS, _STRS),
+        pa.field(SceneCol.CAMEOS, _STRS),
+        pa.field(SceneCol.GENERATOR, _STR),
+        pa.field(SceneCol.DWELL, pa.int64()),
+        pa.field(SceneCol.VIEWS, pa.int64()),
+        pa.field(SceneCol.INFERRED, _STRS),
+        pa.field(SceneCol.DOC, _STR, nullable=False),
+        pa.field(SceneCol.TEXT_VEC, vector_type(text_dim), nullable=False),
+        pa.field(SceneCol.RECORD, _STR, nullable=False),
+    ]
+    if clip_dim:
+        fields.append(pa.field(SceneCol.CLIP_VEC, vector_type(clip_dim)))
+    return pa.schema(fields)
+
+
+def shots_schema(clip_dim: int | None) -> pa.Schema:
+    fields = [
+        pa.field(ShotCol.SCENE, _STR, nullable=False),
+        pa.field(ShotCol.INDEX, pa.int32(), nullable=False),
+        pa.field(ShotCol.MEDIA, _STR, nullable=False),
+        pa.field(ShotCol.START, pa.float64()),
+        pa.field(ShotCol.END, pa.float64()),
+        pa.field(ShotCol.THUMB, _STR),
+    ]
+    if clip_dim:
+        fields.append(pa.field(ShotCol.CLIP_VEC, vector_type(clip_dim)))
+    return pa.schema(fields)
+
+
+def ads_schema(text_dim: int) -> pa.Schema:
+    return pa.schema(
+        [
+            pa.field(AdCol.ID, _STR, nullable=False),
+            pa.field(AdCol.SKUS, _STRS),
+            pa.field(AdCol.CATEGORIES, _STRS),
+            pa.field(AdCol.TONES, _STRS),
+            pa.field(AdCol.BID, pa.float64()),
+            pa.field(AdCol.CREATIVES, _STRS),
+            pa.field(AdCol.DOC, _STR, nullable=False),
+            pa.field(AdCol.TEXT_VEC, vector_type(text_dim), nullable=False),
+            pa.field(AdCol.RECORD, _STR, nullable=False),
+        ]
+    )
+
+
+def consents_schema() -> pa.Schema:
+    return pa.schema(
+        [
+            pa.field(ConsentCol.ID, _STR, nullable=False),
+            pa.field(ConsentCol.SCOPES, _STRS),
+            pa.field(ConsentCol.EXPIRES, _TS),
+            pa.field(ConsentCol.REVOKED, _TS),
+            pa.field(ConsentCol.RECORD, _STR, nullable=False),
+        ]
+    )

@@ -1,0 +1,194 @@
+"""LanceDB tables (the source of truth) and the index manifest.
+
+A write to several tables goes through `Store.transaction()`: the table versions are noted first and
+restored if anything fails, so a failed run never leaves a half-applied catalog behind.
+The manifest (encoders, dimensions, schema version, CLIP status) is a JSON file replaced atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import lancedb
+import pyarrow as pa
+
+from indexer import schema
+from indexer.errors import IndexMismatchError, IndexNotFoundError
+
+MANIFEST = "manifest.json"
+TABLES_DIR = "tables"
+
+
+@dataclass
+class ClipInfo:
+    arch: str
+    pretrained: str  # an open_clip tag or an absolute checkpoint path
+    id: str | None = None  # None when the weights could not be loaded
+    dim: int | None = None
+    status: str = "loaded"
+
+
+@dataclass
+class Manifest:
+    schema_version: int
+    text_encoder: str
+    text_dim: int
+    clip: ClipInfo | None = None
+    created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat())
+    updated_at: str = ""
+    table_versions: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def clip_dim(self) -> int | None:
+        return self.clip.dim if self.clip and self.clip.id else None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Manifest:
+        clip = ClipInfo(**data["clip"]) if data.get("clip") else None
+        return cls(**{**data, "clip": clip})
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def read_manifest(path: Path) -> Manifest:
+    file = path / MANIFEST
+    if not file.is_file():
+        raise IndexNotFoundError(f"no visual-intent index at {path} (missing {MANIFEST}); run `visual-intent index`")
+    manifest = Manifest.from_json(json.loads(file.read_text(encoding="utf-8")))
+    if manifest.schema_version != schema.SCHEMA_VERSION:
+        raise IndexMismatchError(
+            f"index at {path} has schema version {manifest.schema_version}, this visual-intent reads "
+            f"{schema.SCHEMA_VERSION}; re-index with `visual-intent index --rebuild`"
+        )
+    return manifest
+
+
+def check_compatible(manifest: Manifest, path: Path, text_encoder: str, clip_id: str | None) -> None:
+    """Vectors from different encoders cannot share an index."""
+    if manifest.text_encoder != text_encoder:
+        raise IndexMismatchError(
+            f"index at {path} was built with text encoder '{manifest.text_encoder}', not '{text_encoder}'; "
+            "use another --db or pass --rebuild"
+        )
+    stored = manifest.clip.id if manifest.clip else None
+    if stored != clip_id:
+        raise IndexMismatchError(
+            f"index at {path} was built with CLIP '{stored or 'none (text only)'}', "
+            f"now '{clip_id or 'none (text only)'}'; use another --db or pass --rebuild"
+        )
+
+
+class Store:
+    """Open tables of one index folder."""
+
+    def __init__(self, path: Path, manifest: Manifest):
+        self.path = path
+        self.manifest = manifest
+        self.db = lancedb.connect(str(path / TABLES_DIR))
+        self._schemas = {
+            schema.SCENES: schema.scenes_schema(manifest.text_dim, manifest.clip_dim),
+            schema.SHOTS: schema.shots_schema(manifest.clip_dim),
+            schema.ADS: schema.ads_schema(manifest.text_dim),
+            schema.CONSENTS: schema.consents_schema(),
+        }
+
+    @classmethod
+    def open(cls, path: Path) -> Store:
+        return cls(path, read_manifest(path))
+
+    @classmethod
+    def create(cls, path: Path, manifest: Manifest) -> Store:
+        path.mkdir(parents=True, exist_ok=True)
+        store = cls(path, manifest)
+        for name, table_schema in store._schemas.items():
+            store.db.create_table(name, schema=table_schema, exist_ok=True)
+        store.save_manifest()
+        return store
+
+    def table(self, name: str) -> Any:
+        return self.db.open_table(name)
+
+    def versions(self) -> dict[str, int]:
+        return {name: int(self.table(name).version) for name in schema.TABLES}
+
+    def save_manifest(self) -> None:
+        self.manifest.updated_at = datetime.now(timezone.utc).isoformat()
+        self.manifest.table_versions = self.versions()
+        write_json_atomic(self.path / MANIFEST, asdict(self.manifest))
+
+    def ids(self, name: str) -> list[str]:
+        column = schema.ID_COLUMN[name]
+        return [str(v) for v in self.columns(name, [column]).column(column).to_pylist()]
+
+    def columns(self, name: str, cols: list[str], where: str | None = None) -> pa.Table:
+        """Read some columns of every row (or of the rows matching `where`)."""
+        query = self.table(name).search().select(cols)
+        if where:
+            query = query.where(where)
+        return query.limit(None).to_arrow()
+
+    def count(self, name: str) -> int:
+        return int(self.table(name).count_rows())
+
+    def upsert(self, name: str, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        data = pa.Table.from_pylist(rows, schema=self._schemas[name])
+        table = self.table(name)
+        table.merge_insert(schema.ID_COLUMN[name]).when_matched_update_all().when_not_matched_insert_all().execute(data)
+
+    def replace_shots(self, scene_ids: list[str], rows: list[dict[str, Any]]) -> None:
+        table = self.table(schema.SHOTS)
+        if scene_ids:
+            table.delete(in_filter(schema.ShotCol.SCENE, scene_ids))
+        if rows:
+            table.add(pa.Table.from_pylist(rows, schema=self._schemas[schema.SHOTS]))
+
+    def delete(self, name: str, ids: list[str]) -> None:
+        if ids:
+            self.table(name).delete(in_filter(schema.ID_COLUMN[name], ids))
+            if name == schema.SCENES:
+                self.table(schema.SHOTS).delete(in_filter(schema.ShotCol.SCENE, ids))
+
+    def rebuild_fts(self) -> None:
+        from lancedb.index import FTS
+
+        for name, column in ((schema.SCENES, schema.SceneCol.DOC), (schema.ADS, schema.AdCol.DOC)):
+            if self.count(name):
+                self.table(name).create_index(column, config=FTS(), replace=True)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Restore every table to its version before the block if the block raises."""
+        before = self.versions()
+        try:
+            yield
+        except BaseException:
+            for name, version in before.items():
+                table = self.table(name)
+                if int(table.version) != version:
+                    table.restore(version)
+            raise
+
+
+def sql_string(value: str) -> str:
+    """Quote a value for a LanceDB filter; ids are also pattern-checked by the schema."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def in_filter(column: str, values: list[str]) -> str:
+    return f"{column} IN ({', '.join(sql_string(v) for v in values)})"

@@ -1,0 +1,99 @@
+"""Ad matching: relevance to the intent and its top scenes first, bid second, under a relevance floor.
+
+relevance = sku match + category match + semantic similarity of ad text to the query + tone alignment,
+each weighted and the sum scaled to [0, 1]. Ads below `floor` are dropped whatever they bid; the bid
+then lifts relevant ads by at most `bid_weight` (x1.3 by default), so money reorders near-ties but never
+buys an irrelevant slot. Ads whose creative scenes are not eligible for "ads" use are dropped first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+from indexer.schema import SceneCol
+from search.intent import IntentFrame
+from search.snapshot import AdEntry, Snapshot
+
+WEIGHTS = {"sku": 0.35, "category": 0.25, "semantic": 0.25, "tone": 0.15}
+RELEVANCE_FLOOR = 0.3
+BID_WEIGHT = 0.3
+
+
+@dataclass
+class AdMatch:
+    ad: AdEntry
+    score: float
+    relevance: float
+    components: dict[str, float]
+    matched: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AdContext:
+    """What the ads are matched against: the frame plus what the top scenes show."""
+
+    skus: frozenset[str]
+    categories: frozenset[str]
+    tones: frozenset[str]
+
+    @classmethod
+    def build(cls, snap: Snapshot, frame: IntentFrame, top_rows: list[int]) -> AdContext:
+        cols = snap.columns
+        skus = {frame.sku} if frame.product else set()
+        categories = set(frame.asked().get("category", []))
+        tones = set(frame.asked().get("tone", []))
+        for row in top_rows:
+            skus.update(cols[SceneCol.SKUS][row] or [])
+            if not frame.asked().get("category"):
+                categories.update(cols[SceneCol.CATEGORIES][row] or [])
+            if not tones:
+                tones.update(cols[SceneCol.TONES][row] or [])
+        return cls(frozenset(skus - {None}), frozenset(categories), frozenset(tones))
+
+
+def _components(ad: AdEntry, ctx: AdContext, frame: IntentFrame, semantic: float) -> tuple[dict[str, float], list[str]]:
+    matched = []
+    sku = 0.0
+    if frame.sku and frame.sku in ad.skus:
+        sku, matched = 1.0, [f"sku {frame.sku}"]
+    elif ad.skus & ctx.skus:
+        sku, matched = 0.5, [f"sku {sorted(ad.skus & ctx.skus)[0]} (in top scenes)"]
+    category = 1.0 if ad.categories & ctx.categories else 0.0
+    if category:
+        matched.append(f"category {sorted(ad.categories & ctx.categories)[0]}")
+    tone = len(ad.target_tones & ctx.tones) / len(ad.target_tones) if ad.target_tones else 0.0
+    if tone:
+        matched.append(f"tone {', '.join(sorted(ad.target_tones & ctx.tones))}")
+    return {"sku": sku, "category": category, "semantic": max(0.0, semantic), "tone": tone}, matched
+
+
+def match_ads(
+    snap: Snapshot,
+    frame: IntentFrame,
+    query_vec: np.ndarray,
+    top_rows: list[int],
+    now: datetime,
+    k: int = 5,
+    floor: float = RELEVANCE_FLOOR,
+    bid_weight: float = BID_WEIGHT,
+) -> list[AdMatch]:
+    if not snap.ads:
+        return []
+    ctx = AdContext.build(snap, frame, top_rows)
+    semantic = snap.ad_vecs @ np.asarray(query_vec, dtype=np.float32).reshape(-1)
+    max_bid = max(ad.bid_cpm for ad in snap.ads) or 1.0
+    matches = []
+    for ad, sim in zip(snap.ads, semantic, strict=True):
+        if not all(snap.scene_eligible(s, "ads", now) for s in ad.creatives):
+            continue
+        components, matched = _components(ad, ctx, frame, float(sim))
+        relevance = sum(WEIGHTS[name] * value for name, value in components.items())
+        if relevance < floor:
+            continue
+        score = relevance * (1.0 + bid_weight * np.log1p(ad.bid_cpm) / np.log1p(max_bid))
+        matches.append(AdMatch(ad, float(score), float(relevance), components, matched))
+    matches.sort(key=lambda m: (-m.score, m.ad.ad_id))
+    return matches[:k]

@@ -1,0 +1,202 @@
+"""The facade the CLI, the API and the evaluation call: `Engine.open(db).search(text, ...)`.
+
+One search: parse the intent frame, build the allowed mask (consent for the use at `now`, plus structured
+filters), run the channels under that mask, fuse, apply negations and priors, collapse remix families,
+optionally diversify, then attach best shots, explanations and ads.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+from indexer.encoders import ClipModel, ClipSpec, Encoder, load_clip, load_text_encoder
+from indexer.errors import IndexMismatchError
+from indexer.store import Store
+from indexer.vocab import Vocabulary
+from search import channels, rerank
+from search.ads import match_ads
+from search.consent import now_utc
+from search.explain import ad_hit, scene_hit
+from search.filters import SceneFilters
+from search.fusion import fuse
+from search.intent import IntentFrame, IntentParser
+from search.results import SearchResponse
+from search.snapshot import Snapshot
+
+log = logging.getLogger(__name__)
+
+CHANNELS = ("dense", "fts", "clip", "slots")
+# Tuned on the fixture query set (see README, "Relevance"); slot agreement leads because the frame is
+# the most precise signal when the query names product and context.
+DEFAULT_WEIGHTS = {"dense": 1.0, "fts": 0.5, "clip": 0.6, "slots": 1.5}
+
+
+@dataclass(frozen=True)
+class SearchOptions:
+    channels: tuple[str, ...] = CHANNELS
+    fusion: str = "weighted"
+    weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    intent: bool = True  # parse the frame; off = the raw text goes to every channel, no slots or negations
+    collapse: bool = True
+    mmr_lambda: float | None = None  # e.g. 0.7 turns on MMR diversity
+    dwell_weight: float = 0.0  # engagement prior; 0 = off
+    negation: str = "exclude"
+    depth: int = 200  # candidates per channel
+    ads_k: int = 5
+
+
+# Named variants for evaluation and experiments.
+PRESETS: dict[str, SearchOptions] = {
+    "dense": SearchOptions(channels=("dense",), intent=False, collapse=False),
+    "fts": SearchOptions(channels=("fts",), intent=False, collapse=False),
+    "clip": SearchOptions(channels=("clip",), intent=False, collapse=False),
+    "slots": SearchOptions(channels=("slots",), collapse=False),
+    "fusion": SearchOptions(channels=("dense", "fts", "clip"), fusion="rrf", intent=False, collapse=False),
+    "full": SearchOptions(collapse=False),
+    "full+collapse": SearchOptions(),
+}
+
+
+class Engine:
+    def __init__(self, store: Store, text: Encoder, clip: ClipModel | None, clip_status: str):
+        self.store = store
+        self.text = text
+        self.clip = clip
+        self.clip_status = clip_status
+        self.vocab = Vocabulary.load()
+        self.parser = IntentParser(self.vocab, text)
+        self._lock = threading.Lock()
+        self.snapshot = Snapshot.load(store, self.vocab)
+
+    @classmethod
+    def open(
+        cls, db: Path, text: Encoder | None = None, clip: ClipModel | None = None, use_clip: bool = True
+    ) -> Engine:
+        store = Store.open(db)
+        manifest = store.manifest
+        text = text or load_text_encoder(manifest.text_encoder)
+        if text.id != manifest.text_encoder:
+            raise IndexMismatchError(f"index at {db} needs text encoder '{manifest.text_encoder}', got '{text.id}'")
+        clip, status = cls._clip_for(manifest.clip, clip, use_clip)
+        return cls(store, text, clip, status)
+
+    @staticmethod
+    def _clip_for(info: object, clip: ClipModel | None, use_clip: bool) -> tuple[ClipModel | None, str]:
+        from indexer.store import ClipInfo
+
+        if not isinstance(info, ClipInfo) or info.id is None:
+            reason = info.status if isinstance(info, ClipInfo) else "not requested at index time"
+            return None, f"no visual channel: index has no CLIP vectors ({reason})"
+        if not use_clip:
+            return None, "no visual channel: disabled for this session"
+        if clip is None:
+            clip, status = load_clip(ClipSpec(info.arch, info.pretrained))
+            if clip is None:
+                log.warning("%s; searching the text channels only", status)
+                return None, f"no visual channel: {status}"
+        if clip.id != info.id:
+            raise IndexMismatchError(f"index needs CLIP '{info.id}', got '{clip.id}'")
+        return clip, f"loaded {clip.id}"
+
+    def refresh(self) -> bool:
+        """Swap in a new snapshot if LanceDB moved on; searches in flight keep the old one."""
+        with self._lock:
+            if self.store.versions() == self.snapshot.versions:
+                return False
+            self.snapshot = Snapshot.load(self.store, self.vocab)
+            return True
+
+    def parse(self, text: str, sku: str | None = None) -> IntentFrame:
+        return self.parser.parse(text, sku, self.snapshot.products)
+
+    def search(
+        self,
+        text: str,
+        sku: str | None = None,
+        use: str = "search",
+        k: int = 10,
+        options: SearchOptions | None = None,
+        filters: SceneFilters | None = None,
+        now: datetime | None = None,
+    ) -> SearchResponse:
+        options = options or SearchOptions()
+        snap = self.snapshot  # one consistent version for the whole request
+        now = now or now_utc()
+        frame = (
+            self.parser.parse(text, sku, snap.products) if options.intent else IntentFrame(text, sku, search_text=text)
+        )
+        allowed = snap.eligible(use, now)
+        if filters is not None:
+            allowed &= filters.mask(snap)
+        query_vec = self.text.encode([frame.search_text])
+        clip_vec = self.clip.encode_texts([frame.search_text]) if self.clip and "clip" in options.channels else None
+        results = self._run_channels(snap, frame, options, allowed, query_vec, clip_vec)
+        fused = fuse(options.fusion, results, options.weights)
+        judged = (
+            rerank.apply_negations(snap, frame, fused, options.negation)
+            if options.intent
+            else {r: (s, []) for r, s in fused.items()}
+        )
+        rows = np.array(list(judged), dtype=np.int64)
+        prior = rerank.dwell_prior(snap, rows, options.dwell_weight)
+        ranked = [
+            rerank.Candidate(int(r), judged[int(r)][0] * float(p), notes=judged[int(r)][1])
+            for r, p in zip(rows, prior, strict=True)
+        ]
+        ranked.sort(key=lambda c: (-c.score, snap.ids[c.row]))
+        if options.collapse:
+            ranked = rerank.collapse(snap, ranked, allowed)
+        if options.mmr_lambda is not None:
+            ranked = rerank.mmr(snap, ranked, k, options.mmr_lambda)
+        top = ranked[:k]
+        scenes = [scene_hit(snap, c, frame, results, clip_vec) for c in top]
+        ads = (
+            match_ads(snap, frame, query_vec[0], [c.row for c in top[:5]], now, k=options.ads_k)
+            if options.ads_k
+            else []
+        )
+        return SearchResponse(
+            query=text,
+            use=use,
+            frame=frame.to_dict(),
+            scenes=scenes,
+            ads=[ad_hit(m) for m in ads],
+            channels=[r.name for r in results],
+            fusion=options.fusion,
+            clip_status=self.clip_status,
+            index_versions=dict(snap.versions),
+        )
+
+    def _run_channels(
+        self,
+        snap: Snapshot,
+        frame: IntentFrame,
+        options: SearchOptions,
+        allowed: np.ndarray,
+        query_vec: np.ndarray,
+        clip_vec: np.ndarray | None,
+    ) -> list[channels.ChannelResult]:
+        out = []
+        for name in options.channels:
+            if name == "dense":
+                out.append(channels.dense_text(snap, query_vec, allowed, options.depth))
+            elif name == "fts":
+                out.append(channels.full_text(self.store, snap, frame.search_text, allowed, options.depth))
+            elif name == "clip" and clip_vec is not None:
+                out.append(channels.clip_text(snap, clip_vec, allowed, options.depth))
+            elif name == "slots" and options.intent:
+                out.append(channels.slots(snap, frame, allowed, options.depth))
+            elif name not in CHANNELS:
+                raise ValueError(f"unknown channel '{name}' (choose {', '.join(CHANNELS)})")
+        return out
+
+
+def with_overrides(base: SearchOptions, **changes: object) -> SearchOptions:
+    """A copy of `base` with some options changed (CLI flags, API fields, experiment parameters)."""
+    return replace(base, **{k: v for k, v in changes.items() if v is not None})

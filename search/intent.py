@@ -1,0 +1,221 @@
+"""Scenario query -> intent frame: product, category, setting, time, weather, tone, action, style, negations.
+
+Lexicons (indexer/vocab/labels.toml for scene context, search/lexicons/intent.toml for the rest) fill what
+the query names; slots a lexicon misses are resolved by embedding similarity between query phrases and the
+label descriptions ("snow-dusted peaks under a starry sky" -> alpine + night). References such as
+"this jacket" take the product from the request's sku. No model is downloaded: the text encoder is the one
+the index was built with.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tomllib
+
+from indexer.encoders import Encoder
+from indexer.vocab import Vocabulary
+
+LEXICON = Path(__file__).parent / "lexicons" / "intent.toml"
+SINGLE_SLOTS = ("setting", "time_of_day", "weather", "category")
+# Cosine floors for a query phrase to resolve a slot by embedding (higher than at index time:
+# a query phrase is short and a wrong slot costs more than an empty one).
+EMBED_FLOOR = {"setting": 0.45, "time_of_day": 0.45, "weather": 0.5, "tone": 0.42, "category": 0.5}
+_WORD = re.compile(r"[a-z0-9][a-z0-9'’-]*")
+
+
+@dataclass
+class SlotValue:
+    value: str
+    source: str  # lexicon | embedding | product
+    evidence: str  # the words that gave it
+    score: float | None = None
+
+
+@dataclass
+class Negation:
+    slot: str  # a vocabulary slot, "people" or "term"
+    value: str
+    evidence: str
+
+
+@dataclass
+class IntentFrame:
+    text: str
+    sku: str | None = None
+    product: dict[str, Any] | None = None
+    reference: str | None = None
+    category: SlotValue | None = None
+    setting: SlotValue | None = None
+    time_of_day: SlotValue | None = None
+    weather: SlotValue | None = None
+    tones: list[SlotValue] = field(default_factory=list)
+    action: SlotValue | None = None
+    style: SlotValue | None = None
+    negations: list[Negation] = field(default_factory=list)
+    search_text: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def asked(self) -> dict[str, list[str]]:
+        """Slot -> wanted labels, for slot agreement and explanations."""
+        out = {slot: [getattr(self, slot).value] for slot in SINGLE_SLOTS if getattr(self, slot) is not None}
+        if self.tones:
+            out["tone"] = [t.value for t in self.tones]
+        return out
+
+    def negated(self, slot: str) -> list[str]:
+        return [n.value for n in self.negations if n.slot == slot]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class IntentLexicon:
+    negation_cues: tuple[str, ...]
+    span_breaks: tuple[str, ...]
+    reference_cues: tuple[str, ...]
+    people: frozenset[str]
+    actions: dict[str, tuple[str, ...]]
+    styles: dict[str, tuple[str, ...]]
+    filler: frozenset[str]
+
+
+@lru_cache(maxsize=4)
+def load_lexicon(path: Path = LEXICON) -> IntentLexicon:
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    return IntentLexicon(
+        negation_cues=tuple(data["negation"]["cues"]),
+        span_breaks=tuple(data["negation"]["span_breaks"]),
+        reference_cues=tuple(data["reference"]["cues"]),
+        people=frozenset(data["people"]["terms"]),
+        actions={k: tuple(v) for k, v in data["action"].items()},
+        styles={k: tuple(v) for k, v in data["style"].items()},
+        filler=frozenset(data["filler"]["terms"]),
+    )
+
+
+def _negated_spans(text: str, lex: IntentLexicon) -> list[tuple[int, int, str]]:
+    """(start, end, cue) of each negated span: from after the cue to the next break."""
+    cues = "|".join(re.escape(c) for c in sorted(lex.negation_cues, key=len, reverse=True))
+    spans = []
+    for match in re.finditer(rf"(?<![\w-])(?:{cues})(?![\w-])", text):
+        end = len(text)
+        for brk in lex.span_breaks:
+            found = text.find(brk, match.end() + 1)
+            if found != -1:
+                end = min(end, found)
+        spans.append((match.end(), end, match.group(0)))
+    return spans
+
+
+def _inside(pos: int, spans: list[tuple[int, int, str]]) -> bool:
+    return any(start <= pos < end for start, end, _ in spans)
+
+
+def _phrase_hit(text: str, table: dict[str, tuple[str, ...]]) -> SlotValue | None:
+    for name, terms in table.items():
+        for term in terms:
+            if re.search(rf"(?<![\w-]){re.escape(term)}(?![\w-])", text):
+                return SlotValue(name, "lexicon", term)
+    return None
+
+
+class IntentParser:
+    def __init__(self, vocab: Vocabulary, encoder: Encoder | None, lexicon: IntentLexicon | None = None):
+        self.vocab = vocab
+        self.encoder = encoder
+        self.lex = lexicon or load_lexicon()
+
+    def parse(
+        self, text: str, sku: str | None = None, products: dict[str, dict[str, Any]] | None = None
+    ) -> IntentFrame:
+        lowered = " ".join(text.lower().split())
+        frame = IntentFrame(text=text, sku=sku)
+        spans = _negated_spans(lowered, self.lex)
+        self._lexicon_slots(frame, lowered, spans)
+        self._negated_words(frame, lowered, spans)
+        self._reference(frame, lowered, sku, products or {})
+        positive = self._positive_text(lowered, spans)
+        if self.encoder is not None:
+            self._embedding_slots(frame, positive)
+        frame.action = _phrase_hit(positive, self.lex.actions)
+        frame.style = _phrase_hit(positive, self.lex.styles)
+        product_words = " ".join(filter(None, [(frame.product or {}).get("brand"), (frame.product or {}).get("name")]))
+        frame.search_text = " ".join(filter(None, [positive, product_words])).strip() or lowered
+        return frame
+
+    def _lexicon_slots(self, frame: IntentFrame, text: str, spans: list[tuple[int, int, str]]) -> None:
+        for hit in self.vocab.find(text):
+            slot, value = hit.label.slot, hit.label.name
+            if _inside(hit.end - 1, spans):
+                frame.negations.append(Negation(slot, value, hit.term))
+            elif slot == "tone":
+                if value not in [t.value for t in frame.tones]:
+                    frame.tones.append(SlotValue(value, "lexicon", hit.term))
+            elif getattr(frame, slot) is None:
+                setattr(frame, slot, SlotValue(value, "lexicon", hit.term))
+
+    def _negated_words(self, frame: IntentFrame, text: str, spans: list[tuple[int, int, str]]) -> None:
+        """Negated words no vocabulary label claimed: people, or plain terms to demote."""
+        claimed = {n.evidence for n in frame.negations}
+        for start, end, _ in spans:
+            for word in _WORD.findall(text[start:end]):
+                if word in self.lex.people:
+                    if not any(n.slot == "people" for n in frame.negations):
+                        frame.negations.append(Negation("people", "people", word))
+                elif (
+                    word not in self.lex.filler and word not in claimed and len(word) > 2 and word not in ("at", "any")
+                ):
+                    if not any(word in c.split() for c in claimed):
+                        frame.negations.append(Negation("term", word, word))
+
+    def _reference(self, frame: IntentFrame, text: str, sku: str | None, products: dict[str, dict[str, Any]]) -> None:
+        cues = "|".join(re.escape(c) for c in self.lex.reference_cues)
+        match = re.search(rf"\b(?:{cues})\s+([a-z][\w-]*(?:\s+[a-z][\w-]*)?)", text)
+        if match:
+            frame.reference = match.group(0)
+        if sku is None:
+            return
+        product = products.get(sku)
+        if product is None:
+            frame.notes.append(f"unknown sku '{sku}': no scene in the index shows it")
+            return
+        frame.product = product
+        if product.get("category"):
+            frame.category = SlotValue(product["category"], "product", sku)
+
+    def _positive_text(self, text: str, spans: list[tuple[int, int, str]]) -> str:
+        """The query without its negated spans and their cues."""
+        keep, cursor = [], 0
+        for start, end, cue in sorted(spans):
+            keep.append(text[cursor : start - len(cue)])
+            cursor = end
+        keep.append(text[cursor:])
+        return " ".join(" ".join(keep).replace(",", " , ").split()).replace(" ,", ",").strip(" ,")
+
+    def _embedding_slots(self, frame: IntentFrame, positive: str) -> None:
+        phrases = [p.strip() for p in re.split(r",|;|\bwith\b|\bin\b|\bat\b|\bunder\b|\bon\b|\bfor\b", positive)]
+        phrases = [p for p in phrases if len([w for w in _WORD.findall(p) if w not in self.lex.filler]) >= 1]
+        if not phrases:
+            return
+        assert self.encoder is not None
+        vectors = self.encoder.encode(phrases)
+        for slot in ("setting", "time_of_day", "weather", "tone", "category"):
+            if (slot == "tone" and frame.tones) or (slot != "tone" and getattr(frame, slot) is not None):
+                continue
+            labels, sims = self.vocab.nearest(vectors, slot, self.encoder)
+            p, j = np.unravel_index(int(np.argmax(sims)), sims.shape)
+            score = float(sims[p, j])
+            value = labels[j].name
+            if score >= EMBED_FLOOR[slot] and value not in frame.negated(slot):
+                found = SlotValue(value, "embedding", phrases[p], round(score, 3))
+                if slot == "tone":
+                    frame.tones.append(found)
+                else:
+                    setattr(frame, slot, found)
