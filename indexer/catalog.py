@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -16,11 +16,30 @@ from indexer.schema import Ad, Consent, Query, Scene
 R = TypeVar("R", bound=BaseModel)
 
 
+@dataclass(frozen=True)
+class Inline:
+    """Records that arrive in memory (an API batch): numbered from 1 in errors like file lines."""
+
+    name: str  # shown where a file name would be, e.g. "request"
+    items: Sequence[Any]  # JSON objects, or JSON text
+    base: Path  # the folder media paths are relative to
+
+    def __str__(self) -> str:
+        return self.name
+
+
+Source = Path | Inline
+
+
+def base_folder(source: Source) -> Path:
+    return source.base if isinstance(source, Inline) else source.parent
+
+
 @dataclass
 class Loaded(Generic[R]):
     """Valid records (with their line numbers) and the errors of the rejected ones."""
 
-    source: Path
+    source: Source
     records: list[R] = field(default_factory=list)
     lines: dict[str, int] = field(default_factory=dict)  # record id -> line number
     errors: list[RecordError] = field(default_factory=list)
@@ -43,7 +62,10 @@ def _id_field(model: type[BaseModel]) -> str:
     return next(n for n in ("scene_id", "ad_id", "persona_id", "query_id") if n in model.model_fields)
 
 
-def _iter_lines(path: Path) -> Iterator[tuple[int, str]]:
+def _iter_lines(path: Source) -> Iterator[tuple[int, Any]]:
+    if isinstance(path, Inline):
+        yield from enumerate(path.items, start=1)
+        return
     try:
         with path.open(encoding="utf-8") as fh:
             for number, line in enumerate(fh, start=1):
@@ -55,7 +77,7 @@ def _iter_lines(path: Path) -> Iterator[tuple[int, str]]:
         raise CatalogError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
 
 
-def _validation_error(path: Path, line: int, exc: ValidationError, record_id: str | None) -> RecordError:
+def _validation_error(path: Source, line: int, exc: ValidationError, record_id: str | None) -> RecordError:
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "(record)"
     reason = first["msg"]
@@ -64,13 +86,13 @@ def _validation_error(path: Path, line: int, exc: ValidationError, record_id: st
     return RecordError(path, line, where, reason, record_id)
 
 
-def read_records(path: Path, model: type[R]) -> Loaded[R]:
+def read_records(path: Source, model: type[R]) -> Loaded[R]:
     """Parse and validate every line; duplicates of an id within the file are errors."""
     loaded: Loaded[R] = Loaded(source=path)
     id_name = _id_field(model)
     for number, line in _iter_lines(path):
         try:
-            raw = json.loads(line)
+            raw = json.loads(line) if isinstance(line, (str, bytes)) else line
         except json.JSONDecodeError as exc:
             loaded.errors.append(RecordError(path, number, "(line)", f"invalid JSON: {exc.msg} at column {exc.colno}"))
             continue
@@ -124,7 +146,7 @@ def check_media(scenes: Loaded[Scene], root: Path) -> dict[str, list[Path]]:
     """Resolve media paths relative to the scenes file; they must exist inside `root`."""
     root = root.resolve()
     resolved: dict[str, list[Path]] = {}
-    base = scenes.source.parent
+    base = base_folder(scenes.source)
     for scene in list(scenes.records):
         paths: list[Path] = []
         for i, name in enumerate(scene.media):
@@ -155,15 +177,15 @@ def check_creatives(ads: Loaded[Ad], scene_ids: Iterable[str]) -> None:
             ads.reject(ad.ad_id, RecordError(ads.source, line, "creative_scene_ids", reason, ad.ad_id))
 
 
-def read_scenes(path: Path) -> Loaded[Scene]:
+def read_scenes(path: Source) -> Loaded[Scene]:
     return read_records(path, Scene)
 
 
-def read_ads(path: Path) -> Loaded[Ad]:
+def read_ads(path: Source) -> Loaded[Ad]:
     return read_records(path, Ad)
 
 
-def read_consents(path: Path) -> Loaded[Consent]:
+def read_consents(path: Source) -> Loaded[Consent]:
     return read_records(path, Consent)
 
 

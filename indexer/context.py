@@ -34,6 +34,17 @@ class SceneContext:
         return [v.replace("_", " ") for v in values if v]
 
 
+def given_context(scene: Scene) -> SceneContext:
+    """The slots exactly as the record gives them, nothing inferred."""
+    return SceneContext(
+        setting=scene.setting,
+        time_of_day=scene.time_of_day,
+        weather=scene.weather,
+        tones=list(scene.tone),
+        categories=sorted({p.category for p in scene.products if p.category}),
+    )
+
+
 def scene_text(scene: Scene) -> str:
     """What the dense text channel embeds: the prompt, the caption and the products shown."""
     products = "; ".join(" ".join(filter(None, (p.brand, p.name))) for p in scene.products)
@@ -61,13 +72,7 @@ def infer_contexts(scenes: list[Scene], vectors: np.ndarray, vocab: Vocabulary, 
     contexts = []
     for row, scene in enumerate(scenes):
         text = f"{scene.prompt} {scene.caption or ''}"
-        ctx = SceneContext(
-            setting=scene.setting,
-            time_of_day=scene.time_of_day,
-            weather=scene.weather,
-            tones=list(scene.tone),
-            categories=sorted({p.category for p in scene.products if p.category}),
-        )
+        ctx = given_context(scene)
         for slot in ("setting", "time_of_day", "weather"):
             if getattr(ctx, slot) is None:
                 hits = vocab.find(text, slot)

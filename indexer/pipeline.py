@@ -17,7 +17,8 @@ import numpy as np
 from tqdm import tqdm
 
 from indexer import ann, catalog, media, rows
-from indexer.context import ad_text, doc_text, infer_contexts, scene_text
+from indexer.catalog import Source, base_folder
+from indexer.context import ad_text, doc_text, given_context, infer_contexts, scene_text
 from indexer.encoders import (
     DEFAULT_CLIP_ARCH,
     DEFAULT_CLIP_PRETRAINED,
@@ -48,6 +49,7 @@ class IndexOptions:
     use_clip: bool = True
     download_clip_weights: bool = False
     media_root: Path | None = None  # media must live under it; default: the scenes file's folder
+    infer_context: bool = True  # off for plain text corpora (BEIR), where scene slots mean nothing
     limits: media.MediaLimits = field(default_factory=media.MediaLimits)
     workers: int = 2
     progress: bool = True
@@ -103,9 +105,9 @@ def _open_store(options: IndexOptions, enc: Encoders) -> Store:
 
 def index_catalog(
     options: IndexOptions,
-    scenes_path: Path | None,
-    ads_path: Path | None = None,
-    consents_path: Path | None = None,
+    scenes_path: Source | None,
+    ads_path: Source | None = None,
+    consents_path: Source | None = None,
     encoders: Encoders | None = None,
 ) -> IndexReport:
     """Index a catalog into `options.db`; with `rebuild`, into a fresh folder swapped in at the end."""
@@ -152,7 +154,7 @@ def index_catalog(
 @dataclass
 class _Batch:
     scenes: list[Scene] = field(default_factory=list)
-    scenes_source: Path = Path("scenes.jsonl")
+    scenes_source: Source = Path("scenes.jsonl")
     scene_lines: dict[str, int] = field(default_factory=dict)
     media: dict[str, list[Path]] = field(default_factory=dict)
     ads: list[Any] = field(default_factory=list)
@@ -161,7 +163,11 @@ class _Batch:
 
 
 def _read_and_check(
-    store: Store, options: IndexOptions, scenes_path: Path | None, ads_path: Path | None, consents_path: Path | None
+    store: Store,
+    options: IndexOptions,
+    scenes_path: Source | None,
+    ads_path: Source | None,
+    consents_path: Source | None,
 ) -> _Batch:
     batch = _Batch()
     stored_scenes = set(store.ids(SCENES))
@@ -171,7 +177,7 @@ def _read_and_check(
     if scenes_path:
         scenes = catalog.read_scenes(scenes_path)
         catalog.check_parents(scenes, stored_scenes)
-        batch.media = catalog.check_media(scenes, options.media_root or scenes_path.parent)
+        batch.media = catalog.check_media(scenes, options.media_root or base_folder(scenes_path))
         batch.scenes, batch.errors = scenes.records, batch.errors + scenes.errors
         batch.scenes_source, batch.scene_lines = scenes_path, scenes.lines
     if ads_path:
@@ -194,7 +200,10 @@ def _scene_rows(
     failed = {e.record_id for e in errors}
     scenes = [s for s in batch.scenes if s.scene_id not in failed]
     vectors = _encode_texts(enc.text, [scene_text(s) for s in scenes], "encode scenes", options.progress)
-    contexts = infer_contexts(scenes, vectors, Vocabulary.load(), enc.text)
+    if options.infer_context:
+        contexts = infer_contexts(scenes, vectors, Vocabulary.load(), enc.text)
+    else:
+        contexts = [given_context(s) for s in scenes]
     clip_dim = enc.clip.dim if enc.clip else None
     scene_rows = []
     for scene, context, vector in zip(scenes, contexts, vectors, strict=True):
@@ -233,3 +242,20 @@ def _ad_rows(encoder: Encoder, ads: list[Any], progress: bool) -> list[dict[str,
     texts = [ad_text(ad) for ad in ads]
     vectors = _encode_texts(encoder, texts, "encode ads", progress)
     return [rows.ad_row(ad, text, vec) for ad, text, vec in zip(ads, texts, vectors, strict=True)]
+
+
+def delete_scenes(store: Store, scene_ids: list[str]) -> int:
+    """Remove scenes and their shots; remixes of a deleted scene keep their (now dangling) parent_id."""
+    present = set(store.ids(SCENES)) & set(scene_ids)
+    with store.transaction():
+        store.delete(SCENES, sorted(present))
+        store.save_manifest()
+    ann.sync(store)
+    return len(present)
+
+
+def put_consents(store: Store, consents: list[Any]) -> None:
+    """Upsert consent records (a revocation is a record with revoked_at set); effective at the next search."""
+    with store.transaction():
+        store.upsert(CONSENTS, [rows.consent_row(c) for c in consents])
+        store.save_manifest()

@@ -17,6 +17,7 @@ from indexer.schema import SceneCol
 from search.intent import IntentFrame
 from search.snapshot import AdEntry, Snapshot
 
+AD_VARIANTS = ("keyword", "dense", "hybrid", "intent")
 WEIGHTS = {"sku": 0.35, "category": 0.25, "semantic": 0.25, "tone": 0.15}
 RELEVANCE_FLOOR = 0.3
 BID_WEIGHT = 0.3
@@ -97,3 +98,30 @@ def match_ads(
         matches.append(AdMatch(ad, float(score), float(relevance), components, matched))
     matches.sort(key=lambda m: (-m.score, m.ad.ad_id))
     return matches[:k]
+
+
+def rank_ads_by_text(
+    snap: Snapshot, keyword_hits: list[tuple[str, float]], query_vec: np.ndarray, variant: str, now: datetime, k: int
+) -> list[tuple[str, float]]:
+    """Baseline ad rankings for experiments: keyword (BM25 over ad text), dense, or their RRF hybrid.
+
+    Eligibility (creative consent for "ads") is enforced here too; the intent variant is `match_ads`.
+    """
+    eligible = {a.ad_id for a in snap.ads if all(snap.scene_eligible(s, "ads", now) for s in a.creatives)}
+    keyword = [(ad_id, score) for ad_id, score in keyword_hits if ad_id in eligible]
+    sims = snap.ad_vecs @ np.asarray(query_vec, dtype=np.float32).reshape(-1) if snap.ads else np.zeros(0)
+    dense = sorted(
+        ((a.ad_id, float(s)) for a, s in zip(snap.ads, sims, strict=True) if a.ad_id in eligible),
+        key=lambda pair: -pair[1],
+    )
+    if variant == "keyword":
+        return keyword[:k]
+    if variant == "dense":
+        return dense[:k]
+    if variant == "hybrid":
+        fused: dict[str, float] = {}
+        for ranking in (keyword, dense):
+            for rank, (ad_id, _) in enumerate(ranking, start=1):
+                fused[ad_id] = fused.get(ad_id, 0.0) + 1.0 / (60 + rank)
+        return sorted(fused.items(), key=lambda pair: (-pair[1], pair[0]))[:k]
+    raise ValueError(f"unknown ad variant '{variant}' (choose {', '.join(AD_VARIANTS)})")

@@ -12,8 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from indexer.schema import SCENES, SceneCol
-from indexer.store import Store
+from indexer.schema import AdCol, SceneCol
 from search.intent import IntentFrame
 from search.snapshot import Snapshot
 
@@ -63,8 +62,8 @@ def clip_text(snap: Snapshot, query_vec: np.ndarray, allowed: np.ndarray, depth:
     return ChannelResult("clip", rows, np.array([best[int(r)][1] for r in rows], np.float32), best)
 
 
-def full_text(store: Store, snap: Snapshot, text: str, allowed: np.ndarray, depth: int) -> ChannelResult:
-    """BM25 over the scene document text through LanceDB's native full-text index."""
+def full_text(snap: Snapshot, text: str, allowed: np.ndarray, depth: int) -> ChannelResult:
+    """BM25 over the scene document text through LanceDB's native full-text index (at the snapshot's version)."""
     from lancedb.query import MatchQuery
 
     if not text.strip() or not len(snap):
@@ -72,7 +71,7 @@ def full_text(store: Store, snap: Snapshot, text: str, allowed: np.ndarray, dept
     excluded = int((~allowed).sum())
     limit = min(depth + excluded, max(depth, FTS_MAX_FETCH))
     query = MatchQuery(text, SceneCol.DOC)
-    hits = store.table(SCENES).search(query, query_type="fts").select([SceneCol.ID, "_score"]).limit(limit).to_list()
+    hits = snap.scenes_table.search(query, query_type="fts").select([SceneCol.ID, "_score"]).limit(limit).to_list()
     rows, scores = [], []
     for hit in hits:
         row = snap.row.get(hit[SceneCol.ID])
@@ -80,6 +79,17 @@ def full_text(store: Store, snap: Snapshot, text: str, allowed: np.ndarray, dept
             rows.append(row)
             scores.append(hit["_score"])
     return ChannelResult("fts", np.array(rows[:depth], np.int64), np.array(scores[:depth], np.float32))
+
+
+def ad_keyword_hits(snap: Snapshot, text: str, limit: int) -> list[tuple[str, float]]:
+    """BM25 over ad text (headline, description, keywords, categories, advertiser)."""
+    from lancedb.query import MatchQuery
+
+    if not text.strip() or not snap.ads:
+        return []
+    query = MatchQuery(text, AdCol.DOC)
+    hits = snap.ads_table.search(query, query_type="fts").select([AdCol.ID, "_score"]).limit(limit).to_list()
+    return [(hit[AdCol.ID], float(hit["_score"])) for hit in hits]
 
 
 def slot_scores(snap: Snapshot, frame: IntentFrame) -> tuple[np.ndarray, float]:

@@ -20,7 +20,7 @@ from indexer.errors import IndexMismatchError
 from indexer.store import Store
 from indexer.vocab import Vocabulary
 from search import channels, rerank
-from search.ads import match_ads
+from search.ads import match_ads, rank_ads_by_text
 from search.consent import now_utc
 from search.explain import ad_hit, scene_hit
 from search.filters import SceneFilters
@@ -173,6 +173,18 @@ class Engine:
             index_versions=dict(snap.versions),
         )
 
+    def rank_ads(
+        self, text: str, sku: str | None = None, variant: str = "intent", k: int = 10, now: datetime | None = None
+    ) -> list[tuple[str, float]]:
+        """Ads for a query under one ranking variant: keyword, dense, hybrid or intent (the full matcher)."""
+        snap, now = self.snapshot, now or now_utc()
+        if variant == "intent":
+            response = self.search(text, sku=sku, use="ads", k=5, options=SearchOptions(ads_k=k), now=now)
+            return [(ad.ad_id, ad.score) for ad in response.ads]
+        query_vec = self.text.encode([text])[0]
+        keyword = channels.ad_keyword_hits(snap, text, limit=max(k, len(snap.ads)))
+        return rank_ads_by_text(snap, keyword, query_vec, variant, now, k)
+
     def _run_channels(
         self,
         snap: Snapshot,
@@ -187,7 +199,7 @@ class Engine:
             if name == "dense":
                 out.append(channels.dense_text(snap, query_vec, allowed, options.depth))
             elif name == "fts":
-                out.append(channels.full_text(self.store, snap, frame.search_text, allowed, options.depth))
+                out.append(channels.full_text(snap, frame.search_text, allowed, options.depth))
             elif name == "clip" and clip_vec is not None:
                 out.append(channels.clip_text(snap, clip_vec, allowed, options.depth))
             elif name == "slots" and options.intent:

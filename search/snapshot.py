@@ -108,6 +108,8 @@ class Snapshot:
     ads: list[AdEntry]
     ad_vecs: np.ndarray
     family_members: dict[int, list[int]] = field(default_factory=dict)
+    scenes_table: Any = None  # LanceDB scenes table checked out at `versions` (full-text search reads it)
+    ads_table: Any = None
     shot_vecs: np.ndarray | None = None  # clip ANN position -> shot vector
     row_shots: dict[int, list[int]] = field(default_factory=dict)  # scene row -> clip ANN positions
 
@@ -152,10 +154,16 @@ class Snapshot:
         row_shots: dict[int, list[int]] = {}
         for pos, r in enumerate(clip_rows):
             row_shots.setdefault(int(r), []).append(pos)
+        versions = store.versions()
+        scenes_table, ads_table = store.table(SCENES), store.table(ADS)
+        scenes_table.checkout(versions[SCENES])
+        ads_table.checkout(versions[ADS])
         return cls(
             path=store.path,
+            scenes_table=scenes_table,
+            ads_table=ads_table,
             manifest=store.manifest,
-            versions=store.versions(),
+            versions=versions,
             ids=ids,
             row=row,
             columns=cols,
