@@ -8,7 +8,8 @@ frames, so memory stays flat however long a shot runs.
 Timing tolerance: only frames at most `ANALYSIS_FPS` times per second are analysed, and a cut is reported at the
 first analysed frame of the new shot. A reported cut is therefore never early and at most 1/ANALYSIS_FPS seconds plus
 one source frame late (<= 0.1 s + 1/fps; measured 0.0-0.083 s on the fixture clips). Keyframes come from the analysed
-frames, so a keyframe is within one analysis interval of its ideal time (the middle of the shot by default).
+frames, thinned to an evenly spaced sample of 5-8 per shot (more if frames_per_shot asks), so a keyframe lies within
+1/8 of the shot's length plus one analysis interval of its ideal time (the middle, by default).
 
 Every failure surfaces as `MediaError(path, reason)`; no PyAV, PIL or PySceneDetect exception escapes.
 """
@@ -49,7 +50,7 @@ KEYFRAME_MAX_SIDE = 512
 ANALYSIS_FPS = 10.0  # cuts are located to within one analysis interval; see the module docstring
 ANALYSIS_MAX_SIDE = 192  # shot detection needs colour layout, not detail
 CUT_THRESHOLD = 27.0  # PySceneDetect's default for ContentDetector
-_MIN_CANDIDATES = 16  # keyframe candidates kept per shot (more when frames_per_shot asks for more)
+_MIN_CANDIDATES = 8  # keyframe candidates kept per shot (4 per requested keyframe when frames_per_shot > 2)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -190,8 +191,10 @@ def _load_image(path: Path, limits: MediaLimits) -> Image.Image:
             _check_pixels(path, img.width, img.height, limits)
             img.draft("RGB", (KEYFRAME_MAX_SIDE, KEYFRAME_MAX_SIDE))  # JPEG decodes at reduced scale: much faster
             rgb = _to_rgb(ImageOps.exif_transpose(img))
-    except (UnidentifiedImageError, Image.DecompressionBombError) as err:
+    except UnidentifiedImageError as err:
         raise MediaError(path, "corrupt or unsupported image data (cannot identify image format)") from err
+    except Image.DecompressionBombError as err:  # only above ~179 Mpx, far past any sane max_pixels
+        raise MediaError(path, f"image resolution exceeds the limit of {limits.max_pixels} pixels") from err
     except (OSError, ValueError, SyntaxError) as err:  # PIL signals truncated/broken data with these
         raise MediaError(path, f"corrupt or truncated image data: {err}") from err
     rgb.thumbnail((KEYFRAME_MAX_SIDE, KEYFRAME_MAX_SIDE), Image.Resampling.LANCZOS)
@@ -220,6 +223,8 @@ def _video_shots(path: Path, limits: MediaLimits) -> list[Shot]:
     try:
         container = av.open(str(path), mode="r", metadata_errors="replace")
     except av.error.FFmpegError as err:
+        if isinstance(err, OSError):  # PyAV maps errno failures (permissions, vanished file) onto OSError subclasses
+            raise MediaError(path, f"cannot read file: {_ffmpeg_reason(err)}") from err
         raise MediaError(path, f"corrupt, truncated or unsupported container: {_ffmpeg_reason(err)}") from err
     with container:
         stream = _video_stream(path, container, limits)

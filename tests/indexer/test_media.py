@@ -369,3 +369,9 @@ def test_prefetch_over_extract_shots_matches_serial() -> None:
     for path, shots in zip(paths[:-1], ok, strict=True):
         assert not isinstance(shots, MediaError)
         assert [(s.start_s, s.end_s) for s in shots] == [(s.start_s, s.end_s) for s in extract_shots(path)]
+
+
+@pytest.mark.parametrize("field", ["max_file_bytes", "max_duration_s", "max_pixels", "max_shots", "frames_per_shot"])
+def test_limits_must_be_positive(field: str) -> None:
+    with pytest.raises(ValueError, match=field):
+        MediaLimits(**{field: 0})
