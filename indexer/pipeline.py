@@ -31,7 +31,7 @@ from indexer.encoders import (
 )
 from indexer.errors import CatalogError, MediaError, RecordError
 from indexer.schema import ADS, CONSENTS, SCENES, SCHEMA_VERSION, Scene
-from indexer.store import ClipInfo, Manifest, Store, check_compatible, read_manifest
+from indexer.store import MANIFEST, ClipInfo, Manifest, Store, check_compatible, read_manifest
 from indexer.vocab import Vocabulary
 
 log = logging.getLogger(__name__)
@@ -91,16 +91,16 @@ def load_encoders(options: IndexOptions) -> Encoders:
     return Encoders(text, model, ClipInfo(spec.arch, spec.pretrained, model.id, model.dim, "loaded"))
 
 
-def _open_store(options: IndexOptions, enc: Encoders) -> Store:
-    manifest = Manifest(SCHEMA_VERSION, enc.text.id, enc.text.dim, enc.clip_info)
-    if (options.db / "manifest.json").is_file():
-        existing = read_manifest(options.db)
-        check_compatible(existing, options.db, enc.text.id, enc.clip.id if enc.clip else None)
-        store = Store(options.db, existing)
-        if enc.clip_info:
-            store.manifest.clip = enc.clip_info  # keep the latest CLIP status
-        return store
-    return Store.create(options.db, manifest)
+def _open_existing(options: IndexOptions, enc: Encoders) -> Store | None:
+    """The index at options.db if there is one, checked against the encoders; None for a new index."""
+    if not (options.db / MANIFEST).is_file():
+        return None
+    existing = read_manifest(options.db)
+    check_compatible(existing, options.db, enc.text.id, enc.clip.id if enc.clip else None)
+    store = Store(options.db, existing)
+    if enc.clip_info:
+        store.manifest.clip = enc.clip_info  # keep the latest CLIP status
+    return store
 
 
 def index_catalog(
@@ -124,14 +124,17 @@ def index_catalog(
         return report
     started = time.perf_counter()
     enc = encoders or load_encoders(options)
-    store = _open_store(options, enc)
+    existing = _open_existing(options, enc)
     report = IndexReport(db=options.db, clip_status=enc.clip_info.status if enc.clip_info else "disabled")
-    batch = _read_and_check(store, options, scenes_path, ads_path, consents_path)
+    stored_ids = set(existing.ids(SCENES)) if existing else set()
+    batch = _read_and_check(stored_ids, options, scenes_path, ads_path, consents_path)
     report.errors.extend(batch.errors)
     if options.strict and report.errors:
         raise CatalogError(
             f"{len(report.errors)} invalid record(s); nothing was written (first: {report.errors[0]})", report.errors
         )
+    # only now, with the catalog validated, may a new index folder appear on disk
+    store = existing or Store.create(options.db, Manifest(SCHEMA_VERSION, enc.text.id, enc.text.dim, enc.clip_info))
     scene_rows, shot_rows, media_errors = _scene_rows(store, options, enc, batch)
     report.errors.extend(media_errors)
     if options.strict and media_errors:
@@ -163,14 +166,13 @@ class _Batch:
 
 
 def _read_and_check(
-    store: Store,
+    stored_scenes: set[str],
     options: IndexOptions,
     scenes_path: Source | None,
     ads_path: Source | None,
     consents_path: Source | None,
 ) -> _Batch:
     batch = _Batch()
-    stored_scenes = set(store.ids(SCENES))
     if consents_path:
         consents = catalog.read_consents(consents_path)
         batch.consents, batch.errors = consents.records, batch.errors + consents.errors

@@ -149,14 +149,17 @@ class Store:
             return
         data = pa.Table.from_pylist(rows, schema=self._schemas[name])
         table = self.table(name)
-        table.merge_insert(schema.ID_COLUMN[name]).when_matched_update_all().when_not_matched_insert_all().execute(data)
+        table.merge_insert(schema.ID_COLUMN[name]).when_matched_update_all().when_not_matched_insert_all().execute(
+            data,
+            on_bad_vectors="null",  # a scene without visual media has a null CLIP vector, by design
+        )
 
     def replace_shots(self, scene_ids: list[str], rows: list[dict[str, Any]]) -> None:
         table = self.table(schema.SHOTS)
         if scene_ids:
             table.delete(in_filter(schema.ShotCol.SCENE, scene_ids))
         if rows:
-            table.add(pa.Table.from_pylist(rows, schema=self._schemas[schema.SHOTS]))
+            table.add(pa.Table.from_pylist(rows, schema=self._schemas[schema.SHOTS]), on_bad_vectors="null")
 
     def delete(self, name: str, ids: list[str]) -> None:
         if ids:

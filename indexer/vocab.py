@@ -71,7 +71,8 @@ class Vocabulary:
                 owners.setdefault(term, []).append(item)
         # longest first, so "late afternoon" wins over "afternoon"
         alternation = "|".join(re.escape(t) for t in sorted(owners, key=len, reverse=True))
-        return re.compile(rf"(?<![\w-])(?:{alternation})(?![\w-])"), owners
+        # a hyphen is a boundary ("drizzle-slick" names drizzle); longer hyphenated terms still win
+        return re.compile(rf"(?<!\w)(?:{alternation})(?!\w)"), owners
 
     def find(self, text: str, slot: str | None = None) -> list[Hit]:
         """Lexicon hits in reading order, non-overlapping."""

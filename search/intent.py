@@ -177,9 +177,11 @@ class IntentParser:
 
     def _reference(self, frame: IntentFrame, text: str, sku: str | None, products: dict[str, dict[str, Any]]) -> None:
         cues = "|".join(re.escape(c) for c in self.lex.reference_cues)
-        match = re.search(rf"\b(?:{cues})\s+([a-z][\w-]*(?:\s+[a-z][\w-]*)?)", text)
+        match = re.search(rf"\b(?:{cues})((?:\s+[a-z][\w-]*){{1,3}})", text)
         if match:
-            frame.reference = match.group(0)
+            # "this leather sofa looks" -> "this leather sofa": stop at the product word when there is one
+            hits = self.vocab.find(match.group(0), "category")
+            frame.reference = match.group(0)[: hits[0].end] if hits else " ".join(match.group(0).split()[:2])
         if sku is None:
             return
         product = products.get(sku)
