@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,7 +67,16 @@ class IndexReport:
     errors: list[RecordError] = field(default_factory=list)
     clip_status: str = "disabled"
     seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)  # phase -> seconds (read, encode, write, ann)
     ann: dict[str, Any] = field(default_factory=dict)
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - started
 
 
 @dataclass
@@ -126,8 +137,9 @@ def index_catalog(
     enc = encoders or load_encoders(options)
     existing = _open_existing(options, enc)
     report = IndexReport(db=options.db, clip_status=enc.clip_info.status if enc.clip_info else "disabled")
-    stored_ids = set(existing.ids(SCENES)) if existing else set()
-    batch = _read_and_check(stored_ids, options, scenes_path, ads_path, consents_path)
+    with report.phase("read"):
+        stored_ids = set(existing.ids(SCENES)) if existing else set()
+        batch = _read_and_check(stored_ids, options, scenes_path, ads_path, consents_path)
     report.errors.extend(batch.errors)
     if options.strict and report.errors:
         raise CatalogError(
@@ -135,19 +147,21 @@ def index_catalog(
         )
     # only now, with the catalog validated, may a new index folder appear on disk
     store = existing or Store.create(options.db, Manifest(SCHEMA_VERSION, enc.text.id, enc.text.dim, enc.clip_info))
-    scene_rows, shot_rows, media_errors = _scene_rows(store, options, enc, batch)
+    with report.phase("media+encode"):
+        scene_rows, shot_rows, media_errors = _scene_rows(store, options, enc, batch)
+        ad_rows = _ad_rows(enc.text, batch.ads, options.progress)
     report.errors.extend(media_errors)
     if options.strict and media_errors:
         raise CatalogError(f"{len(media_errors)} media error(s); nothing was written (first: {media_errors[0]})")
-    ad_rows = _ad_rows(enc.text, batch.ads, options.progress)
-    with store.transaction():
+    with report.phase("write"), store.transaction():
         store.upsert(CONSENTS, [rows.consent_row(c) for c in batch.consents])
         store.upsert(SCENES, scene_rows)
         store.replace_shots([r["scene_id"] for r in scene_rows], shot_rows)
         store.upsert(ADS, ad_rows)
         store.rebuild_fts()
         store.save_manifest()
-    report.ann = ann.sync(store)
+    with report.phase("ann"):
+        report.ann = ann.sync(store)
     report.scenes, report.ads, report.consents = len(scene_rows), len(ad_rows), len(batch.consents)
     report.shots = len(shot_rows)
     report.seconds = time.perf_counter() - started

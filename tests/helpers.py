@@ -41,6 +41,7 @@ SCENES = [
         "setting": "alpine",
         "time_of_day": "dawn",
         "weather": "fog",
+        "cameos": ["p-revoked"],  # an ineligible remix inside an eligible family
     },
     {
         "scene_id": "s4",
