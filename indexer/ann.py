@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from indexer.schema import SCENES, SHOTS, SceneCol, ShotCol
-from indexer.store import Store
+from indexer.store import Store, to_matrix
 
 EXACT_LIMIT = 20_000
 HNSW_M = 32
@@ -149,8 +149,7 @@ def _source(store: Store, name: str) -> tuple[list[str], np.ndarray, int] | None
         column, dim, version = table.column(ShotCol.CLIP_VEC), store.manifest.clip_dim, store.table(SHOTS).version
     else:
         return None
-    flat = column.combine_chunks().flatten().to_numpy(zero_copy_only=False) if len(keys) else np.zeros(0)
-    return keys, np.asarray(flat, dtype=np.float32).reshape(len(keys), dim), int(version)
+    return keys, to_matrix(column, dim), int(version)
 
 
 def load_or_build(store: Store, name: str, kind: str = "auto") -> AnnIndex | None:

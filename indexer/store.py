@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import lancedb
+import numpy as np
 import pyarrow as pa
 
 from indexer import schema
@@ -186,6 +187,15 @@ class Store:
                 if int(table.version) != version:
                     table.restore(version)
             raise
+
+
+def to_matrix(column: pa.ChunkedArray | pa.Array, dim: int) -> np.ndarray:
+    """A fixed-size-list vector column as a (rows, dim) float32 matrix."""
+    rows = len(column)
+    if rows == 0:
+        return np.zeros((0, dim), dtype=np.float32)
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    return np.asarray(array.flatten().to_numpy(zero_copy_only=False), dtype=np.float32).reshape(rows, dim)
 
 
 def sql_string(value: str) -> str:

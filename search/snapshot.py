@@ -17,7 +17,7 @@ import numpy as np
 
 from indexer import ann
 from indexer.schema import ADS, CONSENTS, SCENES, SHOTS, AdCol, ConsentCol, SceneCol, ShotCol
-from indexer.store import Manifest, Store
+from indexer.store import Manifest, Store, to_matrix
 from indexer.vocab import Vocabulary
 from search.consent import ConsentState, is_eligible
 
@@ -129,52 +129,49 @@ class Snapshot:
         return r is not None and is_eligible(self.columns[SceneCol.CAMEOS][r], use, self.consents, now)
 
     @classmethod
-    def load(cls, store: Store, vocab: Vocabulary) -> Snapshot:
+    def load(cls, store: Store, vocab: Vocabulary, attempts: int = 3) -> Snapshot:
+        """Load one consistent version; if a writer moved LanceDB meanwhile, load again."""
+        for _ in range(attempts):
+            versions = store.versions()
+            snapshot = cls._load(store, vocab, versions)
+            if store.versions() == versions:
+                return snapshot
+        raise RuntimeError(f"the index at {store.path} kept changing while loading; try again")
+
+    @classmethod
+    def _load(cls, store: Store, vocab: Vocabulary, versions: dict[str, int]) -> Snapshot:
         text_ann = ann.load_or_build(store, ann.SCENE_TEXT)
         assert text_ann is not None
         clip_ann = ann.load_or_build(store, ann.SHOT_CLIP)
-        wanted = store.table(SCENES).schema.names
-        skip = {SceneCol.RECORD, SceneCol.CLIP_VEC, SceneCol.DOC}
-        table = store.columns(SCENES, [c for c in wanted if c not in skip])
-        order = {sid: i for i, sid in enumerate(table.column(SceneCol.ID).to_pylist())}
-        take = np.array([order[k] for k in text_ann.keys], dtype=np.int64)  # rows follow the ANN positions
-        table = table.take(take) if len(take) else table
-        cols = {name: table.column(name).to_pylist() for name in table.column_names if name != SceneCol.TEXT_VEC}
-        ids = [str(s) for s in cols[SceneCol.ID]]
+        ids, cols, text_vecs = _scene_columns(store, text_ann.keys)
         row = {sid: i for i, sid in enumerate(ids)}
-        vec = table.column(SceneCol.TEXT_VEC).combine_chunks().flatten().to_numpy(zero_copy_only=False)
         family = _families(ids, cols[SceneCol.PARENT], row)
         members: dict[int, list[int]] = {}
         for r, root in enumerate(family):
             members.setdefault(int(root), []).append(r)
-        products = _products(store)
-        ads, ad_vecs = _ads(store)
-        slot_labels = {slot: [item.name for item in vocab.by_slot[slot]] for slot in vocab.by_slot}
         clip_rows = np.array([row[ann.split_shot_key(k)[0]] for k in clip_ann.keys] if clip_ann else [], np.int64)
         row_shots: dict[int, list[int]] = {}
         for pos, r in enumerate(clip_rows):
             row_shots.setdefault(int(r), []).append(pos)
-        versions = store.versions()
-        scenes_table, ads_table = store.table(SCENES), store.table(ADS)
-        scenes_table.checkout(versions[SCENES])
-        ads_table.checkout(versions[ADS])
+        ads, ad_vecs = _ads(store)
+        labels = {slot: [item.name for item in vocab.by_slot[slot]] for slot in vocab.by_slot}
         return cls(
             path=store.path,
-            scenes_table=scenes_table,
-            ads_table=ads_table,
             manifest=store.manifest,
             versions=versions,
+            scenes_table=_pinned(store, SCENES, versions),
+            ads_table=_pinned(store, ADS, versions),
             ids=ids,
             row=row,
             columns=cols,
-            setting=Codes.build(cols[SceneCol.SETTING], slot_labels["setting"]),
-            time_of_day=Codes.build(cols[SceneCol.TIME], slot_labels["time_of_day"]),
-            weather=Codes.build(cols[SceneCol.WEATHER], slot_labels["weather"]),
-            tones=MultiHot.build(cols[SceneCol.TONES], slot_labels["tone"]),
-            categories=MultiHot.build(cols[SceneCol.CATEGORIES], slot_labels["category"]),
+            setting=Codes.build(cols[SceneCol.SETTING], labels["setting"]),
+            time_of_day=Codes.build(cols[SceneCol.TIME], labels["time_of_day"]),
+            weather=Codes.build(cols[SceneCol.WEATHER], labels["weather"]),
+            tones=MultiHot.build(cols[SceneCol.TONES], labels["tone"]),
+            categories=MultiHot.build(cols[SceneCol.CATEGORIES], labels["category"]),
             brands=MultiHot.build([b or [] for b in cols[SceneCol.BRANDS]], []),
             sku_rows=_sku_rows(cols[SceneCol.SKUS]),
-            products=products,
+            products=_products(store),
             family=family,
             family_members=members,
             cameo_rows=np.array([r for r, c in enumerate(cols[SceneCol.CAMEOS]) if c], dtype=np.int64),
@@ -185,7 +182,7 @@ class Snapshot:
                 ]
             ),
             dwell=np.array([d or 0 for d in cols[SceneCol.DWELL]], dtype=np.float64),
-            text_vecs=np.asarray(vec, dtype=np.float32).reshape(len(ids), store.manifest.text_dim),
+            text_vecs=text_vecs,
             text_ann=text_ann,
             clip_ann=clip_ann,
             clip_rows=clip_rows,
@@ -198,6 +195,24 @@ class Snapshot:
             ads=ads,
             ad_vecs=ad_vecs,
         )
+
+
+def _pinned(store: Store, name: str, versions: dict[str, int]) -> Any:
+    """A table handle checked out at the snapshot's version (full-text search reads through it)."""
+    table = store.table(name)
+    table.checkout(versions[name])
+    return table
+
+
+def _scene_columns(store: Store, keys: list[str]) -> tuple[list[str], dict[str, list[Any]], np.ndarray]:
+    """Scene ids, display/slot columns and text vectors, in the order of the text ANN positions."""
+    skip = {SceneCol.RECORD, SceneCol.CLIP_VEC, SceneCol.DOC}
+    table = store.columns(SCENES, [c for c in store.table(SCENES).schema.names if c not in skip])
+    order = {sid: i for i, sid in enumerate(table.column(SceneCol.ID).to_pylist())}
+    table = table.take(np.array([order[k] for k in keys], dtype=np.int64)) if keys else table
+    cols = {name: table.column(name).to_pylist() for name in table.column_names if name != SceneCol.TEXT_VEC}
+    vecs = to_matrix(table.column(SceneCol.TEXT_VEC), store.manifest.text_dim)
+    return [str(s) for s in cols[SceneCol.ID]], cols, vecs
 
 
 def _families(ids: list[str], parents: list[str | None], row: dict[str, int]) -> np.ndarray:
@@ -270,9 +285,4 @@ def _ads(store: Store) -> tuple[list[AdEntry], np.ndarray]:
         )
         for r in table.drop_columns([AdCol.TEXT_VEC]).to_pylist()
     ]
-    flat = (
-        table.column(AdCol.TEXT_VEC).combine_chunks().flatten().to_numpy(zero_copy_only=False)
-        if len(ads)
-        else np.zeros(0)
-    )
-    return ads, np.asarray(flat, dtype=np.float32).reshape(len(ads), store.manifest.text_dim)
+    return ads, to_matrix(table.column(AdCol.TEXT_VEC), store.manifest.text_dim)
