@@ -13,7 +13,7 @@ import numpy as np
 
 from indexer.encoders import Encoder
 from indexer.schema import Ad, Scene
-from indexer.vocab import Vocabulary
+from indexer.vocab import Label, Vocabulary
 
 # Cosine floors for MiniLM similarity to a label description (below them the slot stays empty).
 SIMILARITY_FLOOR = {"setting": 0.35, "time_of_day": 0.35, "weather": 0.45, "tone": 0.15, "category": 0.40}
@@ -61,7 +61,7 @@ def ad_text(ad: Ad) -> str:
     return " ".join(p for p in parts if p)
 
 
-def _best(sims: np.ndarray, labels: list, floor: float) -> str | None:
+def _best(sims: np.ndarray, labels: list[Label], floor: float) -> str | None:
     i = int(np.argmax(sims))
     return str(labels[i].name) if sims[i] >= floor else None
 
@@ -82,9 +82,9 @@ def infer_contexts(scenes: list[Scene], vectors: np.ndarray, vocab: Vocabulary, 
                     setattr(ctx, slot, value)
                     ctx.inferred.append(slot)
         if not ctx.tones:
-            hits = list(dict.fromkeys(h.label.name for h in vocab.find(text, "tone")))[:MAX_TONES]
+            named = list(dict.fromkeys(h.label.name for h in vocab.find(text, "tone")))[:MAX_TONES]
             labels, tone_sims = sims["tone"]
-            ctx.tones = hits or [t for t in [_best(tone_sims[row], labels, SIMILARITY_FLOOR["tone"])] if t]
+            ctx.tones = named or [t for t in [_best(tone_sims[row], labels, SIMILARITY_FLOOR["tone"])] if t]
             ctx.inferred.append("tone")
         if not ctx.categories:
             ctx.categories = sorted({h.label.name for h in vocab.find(text, "category")})

@@ -16,7 +16,8 @@ class VisualIntentError(Exception):
 class RecordError(VisualIntentError):
     """One catalog record is invalid: names the file, line, field and reason."""
 
-    def __init__(self, source: str | Path, line: int, field: str, reason: str, record_id: str | None = None):
+    def __init__(self, source: object, line: int, field: str, reason: str, record_id: str | None = None):
+        """`source` is a file path, or an in-memory batch's name (anything whose str() names it)."""
         self.source = str(source)
         self.line = line
         self.field = field

@@ -69,7 +69,7 @@ def shot_rows(
     first_index: int = 0,
 ) -> list[dict[str, Any]]:
     """One row per shot; the thumbnail goes inside the index folder, the vector is the mean over keyframes."""
-    out = []
+    out: list[dict[str, Any]] = []
     for shot in shots:
         thumb = Path(thumbs_dir) / scene_id / f"{media_index}-{shot.index}.jpg"
         media.save_thumbnail(shot.keyframes[len(shot.keyframes) // 2], index_dir / thumb)

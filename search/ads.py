@@ -43,16 +43,16 @@ class AdContext:
     @classmethod
     def build(cls, snap: Snapshot, frame: IntentFrame, top_rows: list[int]) -> AdContext:
         cols = snap.columns
-        skus = {frame.sku} if frame.product else set()
-        categories = set(frame.asked().get("category", []))
-        tones = set(frame.asked().get("tone", []))
-        for row in top_rows:
+        asked = frame.asked()
+        skus: set[str] = {frame.sku} if frame.product and frame.sku else set()
+        categories, tones = set(asked.get("category", [])), set(asked.get("tone", []))
+        for row in top_rows:  # what the frame leaves open is taken from the scenes it found
             skus.update(cols[SceneCol.SKUS][row] or [])
-            if not frame.asked().get("category"):
+            if "category" not in asked:
                 categories.update(cols[SceneCol.CATEGORIES][row] or [])
-            if not tones:
+            if "tone" not in asked:
                 tones.update(cols[SceneCol.TONES][row] or [])
-        return cls(frozenset(skus - {None}), frozenset(categories), frozenset(tones))
+        return cls(frozenset(skus), frozenset(categories), frozenset(tones))
 
 
 def _components(ad: AdEntry, ctx: AdContext, frame: IntentFrame, semantic: float) -> tuple[dict[str, float], list[str]]:

@@ -18,7 +18,8 @@ _SINGLE = {"setting": SceneCol.SETTING, "time_of_day": SceneCol.TIME, "weather":
 def slot_agreement(snap: Snapshot, frame: IntentFrame, row: int) -> tuple[dict[str, str], dict[str, str]]:
     """(matched, mismatched) slots of one scene against what the frame asked."""
     cols = snap.columns
-    matched, mismatched = {}, {}
+    matched: dict[str, str] = {}
+    mismatched: dict[str, str] = {}
     if frame.product:
         skus = cols[SceneCol.SKUS][row] or []
         (matched if frame.sku in skus else mismatched)["sku"] = frame.sku if frame.sku in skus else f"asked {frame.sku}"

@@ -220,8 +220,8 @@ def _families(ids: list[str], parents: list[str | None], row: dict[str, int]) ->
     root = np.arange(len(ids), dtype=np.int64)
     for r in range(len(ids)):
         seen, node = {r}, r
-        while parents[node] and parents[node] in row and row[parents[node]] not in seen:
-            node = row[parents[node]]
+        while (parent := parents[node]) is not None and parent in row and row[parent] not in seen:
+            node = row[parent]
             seen.add(node)
         root[r] = node
     return root
