@@ -124,7 +124,10 @@ class Engine:
         options: SearchOptions | None = None,
         filters: SceneFilters | None = None,
         now: datetime | None = None,
+        clip_query: np.ndarray | None = None,
     ) -> SearchResponse:
+        """`clip_query`: a CLIP-space vector (e.g. an encoded reference image) used instead of the query text's
+        CLIP encoding in the visual channel and for picking best shots; the text channels still use the text."""
         options = options or SearchOptions()
         snap = self.snapshot  # one consistent version for the whole request
         now = now or now_utc()
@@ -135,7 +138,13 @@ class Engine:
         if filters is not None:
             allowed &= filters.mask(snap)
         query_vec = self.text.encode([frame.search_text])
-        clip_vec = self.clip.encode_texts([frame.search_text]) if self.clip and "clip" in options.channels else None
+        clip_vec = None
+        if self.clip and "clip" in options.channels:
+            clip_vec = (
+                self.clip.encode_texts([frame.search_text])
+                if clip_query is None
+                else np.asarray(clip_query, dtype=np.float32).reshape(1, -1)
+            )
         results = self._run_channels(snap, frame, options, allowed, query_vec, clip_vec)
         fused = fuse(options.fusion, results, options.weights)
         judged = (

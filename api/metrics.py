@@ -1,0 +1,73 @@
+"""Prometheus metrics on a registry owned by one app (tests build several apps in one process).
+
+Requests are counted and timed by route template (`/v1/scenes/{scene_id}`, never the raw path, so ids
+do not explode the label space); unmatched paths share one label.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+UNMATCHED = "(unmatched)"
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "visual_intent_requests",
+            "HTTP requests by method, route template and status.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "visual_intent_request_seconds",
+            "HTTP request latency by method and route template.",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.writes = Counter("visual_intent_writes", "Index writes by kind.", ["kind"], registry=self.registry)
+        self.refreshes = Counter(
+            "visual_intent_snapshot_refreshes", "Snapshots swapped in after an index write.", registry=self.registry
+        )
+        self.scenes = Gauge("visual_intent_scenes", "Scenes in the serving snapshot.", registry=self.registry)
+
+    def track_scenes(self, count: Callable[[], int]) -> None:
+        self.scenes.set_function(lambda: float(count()))
+
+    def render(self) -> tuple[bytes, str]:
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware: reads the matched route from the scope after the app has handled the request."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [500]
+
+        async def send_status(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or UNMATCHED
+            method = str(scope.get("method", "GET"))
+            self.metrics.requests.labels(method, route, str(status[0])).inc()
+            self.metrics.latency.labels(method, route).observe(time.perf_counter() - started)

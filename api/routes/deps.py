@@ -1,0 +1,82 @@
+"""Shared state of one running service and its `Annotated` dependencies.
+
+Writes (scene upserts and deletes, consent changes) go through `Service.write`: one lock serializes them,
+the indexer function runs, then `engine.refresh()` swaps in a new immutable snapshot. Searches read
+`engine.snapshot` once per request, so they see the index either before or after a batch, never half of it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, TypeVar
+
+from fastapi import Depends, Request
+
+from api.metrics import Metrics
+from api.settings import Settings
+from indexer.pipeline import Encoders
+from indexer.store import Store, read_manifest
+from search.engine import Engine
+from search.snapshot import Snapshot
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass
+class Service:
+    settings: Settings
+    engine: Engine
+    metrics: Metrics
+    write_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self.engine.snapshot
+
+    @property
+    def store(self) -> Store:
+        return self.engine.store
+
+    def encoders(self) -> Encoders:
+        """The engine's loaded models, reused by API writes (no model is loaded per request)."""
+        return Encoders(self.engine.text, self.engine.clip, self.store.manifest.clip)
+
+    def write(self, kind: str, action: Callable[[], T]) -> T:
+        """Run one index write under the write lock, then swap in the new snapshot before answering."""
+        with self.write_lock:
+            try:
+                return action()
+            finally:
+                if self.engine.refresh():
+                    self.metrics.refreshes.inc()
+                self.metrics.writes.labels(kind).inc()
+
+    def refresh_if_settled(self) -> bool:
+        """Pick up writes made outside this service (e.g. `visual-intent index`) once they have finished.
+
+        A writer saves the manifest last, with the table versions it produced; refreshing only when the live
+        versions equal those keeps a search from seeing an external batch half-written.
+        """
+        with self.write_lock:
+            live = self.store.versions()
+            if live == self.snapshot.versions:
+                return False
+            if read_manifest(self.settings.db).table_versions != live:
+                return False
+            if self.engine.refresh():
+                self.metrics.refreshes.inc()
+                log.info("picked up index versions %s", live)
+                return True
+            return False
+
+
+def get_service(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+ServiceDep = Annotated[Service, Depends(get_service)]

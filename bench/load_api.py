@@ -1,0 +1,197 @@
+"""Load test for `visual-intent serve`: p50/p99 latency and errors at 1, 8 and 32 concurrent clients.
+
+Loopback only and bounded: each level sends at most --requests searches and stops issuing new ones after
+--max-seconds. By default it indexes the bundled fixture catalog into a temporary folder (text channels only),
+starts the service on 127.0.0.1 as a child process with a random API key, and stops it at the end.
+
+    python bench/load_api.py                       # build the fixture index, serve it, measure
+    python bench/load_api.py --db demo-index        # serve an existing index
+    python bench/load_api.py --url http://127.0.0.1:8000 --key KEY   # a service already running on loopback
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "fixtures"
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+@dataclass
+class Level:
+    clients: int
+    requests: int
+    errors: int
+    p50_ms: float
+    p99_ms: float
+    mean_ms: float
+    rps: float
+    seconds: float
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def load_queries() -> list[dict[str, Any]]:
+    lines = (FIXTURES / "catalog" / "queries.jsonl").read_text(encoding="utf-8").splitlines()
+    queries = [json.loads(line) for line in lines if line.strip()]
+    return [{"query": q["text"], "k": 10, **({"sku": q["sku"]} if q.get("sku") else {})} for q in queries]
+
+
+async def run_level(url: str, key: str, clients: int, total: int, max_seconds: float, bodies: list[Any]) -> Level:
+    latencies: list[float] = []
+    errors = 0
+    issued = 0
+    started = time.perf_counter()
+    deadline = started + max_seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+
+    async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": key}, timeout=30.0, limits=limits) as http:
+
+        async def worker() -> None:
+            nonlocal issued, errors
+            while issued < total and time.perf_counter() < deadline:
+                body = bodies[issued % len(bodies)]
+                issued += 1
+                sent = time.perf_counter()
+                try:
+                    response = await http.post("/v1/search", json=body)
+                    ok = response.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                latencies.append((time.perf_counter() - sent) * 1000)
+                errors += 0 if ok else 1
+
+        await asyncio.gather(*(worker() for _ in range(clients)))
+    seconds = time.perf_counter() - started
+    return Level(
+        clients=clients,
+        requests=len(latencies),
+        errors=errors,
+        p50_ms=round(percentile(latencies, 50), 1),
+        p99_ms=round(percentile(latencies, 99), 1),
+        mean_ms=round(statistics.fmean(latencies), 1) if latencies else float("nan"),
+        rps=round(len(latencies) / seconds, 1) if seconds else 0.0,
+        seconds=round(seconds, 1),
+    )
+
+
+def build_fixture_index(db: Path) -> None:
+    from indexer.pipeline import IndexOptions, index_catalog
+
+    catalog = FIXTURES / "catalog"
+    options = IndexOptions(db=db, use_clip=False, media_root=FIXTURES, progress=False)
+    report = index_catalog(options, catalog / "scenes.jsonl", catalog / "ads.jsonl", catalog / "consents.jsonl")
+    print(f"indexed {report.scenes} scenes, {report.ads} ads into {db} in {report.seconds:.1f}s", file=sys.stderr)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(db: Path, key: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {**os.environ, "VISUAL_INTENT_API_KEYS": json.dumps({key: ["read"]}), "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "api", "serve", "--db", str(db), "--host", "127.0.0.1", "--port", str(port)]
+    with log.open("wb") as sink:  # a file, not a pipe: access logs must never block the server
+        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"the service exited early:\n{log.read_text(errors='replace')[-4000:]}")
+        try:
+            if httpx.get(url + "/v1/health", timeout=2).status_code == 200:
+                return server, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    server.terminate()
+    raise SystemExit("the service did not become healthy within 120 s")
+
+
+def check_loopback(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme != "http" or parts.hostname not in LOOPBACK:
+        raise SystemExit(f"--url must be http:// on a loopback address (127.0.0.1, localhost, ::1), not {url!r}")
+    return url.rstrip("/")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--db", type=Path, help="Index to serve. Default: the fixture catalog, indexed to a temp dir.")
+    parser.add_argument("--url", help="A running service on loopback (skips starting one). Default: start one.")
+    parser.add_argument("--key", help="API key for --url (read scope). Default: none.")
+    parser.add_argument("--levels", default="1,8,32", help="Concurrent clients per level. Default: 1,8,32.")
+    parser.add_argument("--requests", type=int, default=200, help="Requests per level. Default: 200.")
+    parser.add_argument("--max-seconds", type=float, default=60.0, help="Time cap per level. Default: 60.")
+    parser.add_argument("--json", action="store_true", help="Print JSON instead of a table. Default: table.")
+    args = parser.parse_args()
+    if args.requests < 1 or args.max_seconds <= 0:
+        parser.error("--requests and --max-seconds must be positive")
+    return args
+
+
+def report(levels: list[Level], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps([asdict(level) for level in levels], indent=2))
+        return
+    print(f"{'clients':>7} {'requests':>8} {'errors':>6} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'req/s':>7}")
+    for lv in levels:
+        print(
+            f"{lv.clients:>7} {lv.requests:>8} {lv.errors:>6} {lv.p50_ms:>8.1f} {lv.p99_ms:>8.1f} "
+            f"{lv.mean_ms:>8.1f} {lv.rps:>7.1f}"
+        )
+
+
+def main() -> None:
+    args = parse_args()
+    levels = [int(n) for n in args.levels.split(",")]
+    bodies = load_queries()
+    server = None
+    with tempfile.TemporaryDirectory(prefix="vi-load-") as tmp:
+        if args.url:
+            url, key = check_loopback(args.url), args.key or ""
+        else:
+            db = args.db
+            if db is None:
+                db = Path(tmp) / "index"
+                build_fixture_index(db)
+            key = secrets.token_urlsafe(24)
+            server, url = start_server(db, key, Path(tmp) / "server.log")
+        try:
+            asyncio.run(run_level(url, key, 1, min(5, args.requests), args.max_seconds, bodies))  # warm-up
+            results = [asyncio.run(run_level(url, key, n, args.requests, args.max_seconds, bodies)) for n in levels]
+        finally:
+            if server is not None:
+                server.terminate()
+                server.wait(timeout=30)
+    report(results, args.json)
+
+
+if __name__ == "__main__":
+    main()
