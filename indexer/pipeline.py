@@ -153,6 +153,9 @@ def index_catalog(
     report.errors.extend(media_errors)
     if options.strict and media_errors:
         raise CatalogError(f"{len(media_errors)} media error(s); nothing was written (first: {media_errors[0]})")
+    if not (scene_rows or ad_rows or batch.consents):
+        report.seconds = time.perf_counter() - started
+        return report  # nothing valid to write: leave every table version as it was
     with report.phase("write"), store.transaction():
         store.upsert(CONSENTS, [rows.consent_row(c) for c in batch.consents])
         store.upsert(SCENES, scene_rows)

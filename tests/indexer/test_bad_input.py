@@ -115,3 +115,11 @@ def test_unreadable_and_non_utf8_files_are_clear_errors(tmp_path: Path, text_onl
     with pytest.raises(CatalogError, match="not UTF-8"):
         index_catalog(IndexOptions(db=tmp_path / "i", progress=False), latin, encoders=text_only)
     assert not (tmp_path / "i").exists()  # a rejected catalog leaves no empty index behind
+
+
+def test_all_rejected_batch_writes_nothing_at_all(indexed: Path, catalog: dict[str, Path], text_only: Encoders) -> None:
+    before = _state(indexed)
+    path = write_jsonl(catalog["root"] / "bad.jsonl", [{"scene_id": "x"}, "[]"])
+    report = index_catalog(IndexOptions(db=indexed, progress=False), path, encoders=text_only)
+    assert report.scenes == 0 and len(report.errors) == 2
+    assert _state(indexed) == before  # not even a new table version
