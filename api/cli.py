@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -197,6 +197,167 @@ def demo(
         query = wanted.get(query_id)
         if query is not None:
             print(render_response(engine.search(query.text, sku=query.sku, use=query.use, k=k)) + "\n")
+
+
+@app.command()
+def serve(
+    db: DbOption,
+    host: Annotated[str, typer.Option(help="Address to bind. Default: 127.0.0.1.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port. Default: 8000.")] = 8000,
+    api_keys_file: Annotated[
+        Path | None,
+        typer.Option(help="JSON file mapping each API key to its scopes. Default: VISUAL_INTENT_API_KEYS only."),
+    ] = None,
+    insecure_local: Annotated[
+        bool, typer.Option("--insecure-local", help="Serve without API keys on a loopback address. Default: off.")
+    ] = False,
+    no_clip: Annotated[bool, typer.Option("--no-clip", help="Do not load CLIP (no image search).")] = False,
+) -> None:
+    """Serve the search API, the search page (/) and /metrics; keys come from VISUAL_INTENT_API_KEYS."""
+    import uvicorn
+    from pydantic import ValidationError
+
+    from api.app import create_app
+    from api.settings import Settings
+    from indexer.store import read_manifest
+
+    overrides: dict[str, object] = {"db": db, "host": host, "port": port, "insecure_local": insecure_local}
+    if api_keys_file is not None:
+        overrides["api_keys_file"] = api_keys_file
+    if no_clip:
+        overrides["use_clip"] = False
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:  # messages only: the input (which may hold keys) is never printed
+        reasons = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        raise typer.BadParameter(reasons) from None
+    read_manifest(db)  # a missing or incompatible index fails here, in one line
+    if insecure_local and not settings.all_keys():
+        print("warning: --insecure-local: no API keys, every request gets every scope", file=sys.stderr)
+    level = "debug" if _state["debug"] else "info"
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=level, server_header=False)
+
+
+VariantsOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--variant",
+        help="A variant to evaluate; repeat for several, the first is the baseline. Scenes: dense, fts, clip, "
+        "slots, fusion, full, full+collapse. Ads: keyword, dense, hybrid, intent. Default: see the command.",
+    ),
+]
+DepthOption = Annotated[int, typer.Option(callback=_positive, help="Results ranked per query. Default: 100.")]
+JsonOption = Annotated[bool, typer.Option("--json", help='Print {"variants": {NAME: {METRIC: value}}}. Default: text.')]
+ReportOption = Annotated[
+    Path | None, typer.Option(help="Write summary.md, results.json and PNG plots into this folder. Default: none.")
+]
+RunOutOption = Annotated[
+    Path | None,
+    typer.Option(help="Write the rankings in TREC run format (several variants: FILE.<variant>). Default: none."),
+]
+SeedOption = Annotated[int, typer.Option(help="Seed for bootstrap intervals and randomization tests. Default: 0.")]
+NoAnnOption = Annotated[
+    bool, typer.Option("--no-ann-recall", help="Skip the FAISS HNSW vs exact recall check. Default: measured.")
+]
+
+
+def _emit_evaluation(result: Any, as_json: bool, report: Path | None, run_out: Path | None) -> None:
+    from search.evaluation.report import to_text, write_report, write_runs
+
+    for path in write_runs(result, run_out) if run_out else []:
+        print(f"wrote run {path}", file=sys.stderr)
+    for path in write_report(result, report) if report else []:
+        print(f"wrote {path}", file=sys.stderr)
+    if as_json:
+        payload = result.evaluation.to_json()
+        if result.ann is not None:
+            payload["ann_recall"] = result.ann.to_dict()
+        print(json.dumps(payload, indent=2))
+    else:
+        print(to_text(result))
+
+
+@app.command("eval")
+def evaluate(
+    db: DbOption,
+    queries: Annotated[Path, typer.Option(help="Queries JSONL (query_id, text, sku, use, optional slice).")],
+    qrels: Annotated[Path, typer.Option(help="TREC qrels: 'query_id 0 doc_id grade' per line.")],
+    variant: VariantsOption = None,
+    kind: Annotated[str, typer.Option(help="What the qrels judge: scenes or ads. Default: scenes.")] = "scenes",
+    depth: DepthOption = 100,
+    as_json: JsonOption = False,
+    report: ReportOption = None,
+    run_out: RunOutOption = None,
+    now: Annotated[str | None, typer.Option(help="Check consent at this ISO time. Default: the current time.")] = None,
+    seed: SeedOption = 0,
+    no_ann_recall: NoAnnOption = False,
+    no_clip: Annotated[bool, typer.Option("--no-clip", help="Do not load CLIP.")] = False,
+) -> None:
+    """nDCG@10, Recall@10/100, MRR@10 and MAP (ranx) per variant. Default variants: scenes dense, fts, clip,
+    slots, fusion, full; ads keyword, dense, hybrid, intent."""
+    from search.engine import Engine
+    from search.evaluation.experiment import adhoc_spec, evaluate_spec, parse_time
+    from search.evaluation.runs import DEFAULT_VARIANTS
+
+    if kind not in DEFAULT_VARIANTS:
+        raise typer.BadParameter("choose scenes or ads", param_hint="--kind")
+    names = variant or list(DEFAULT_VARIANTS[kind])
+    spec = adhoc_spec("eval", kind, queries, qrels, names, depth, seed, parse_time(now), not no_ann_recall)
+    result = evaluate_spec(spec, Engine.open(db, use_clip=not no_clip))
+    _emit_evaluation(result, as_json, report, run_out)
+
+
+@app.command("eval-beir")
+def eval_beir(
+    dataset: Annotated[Path, typer.Option(help="BEIR dataset folder: corpus.jsonl, queries.jsonl, qrels/.")],
+    split: Annotated[str, typer.Option(help="Qrels split (qrels/<split>.tsv). Default: test.")] = "test",
+    db: Annotated[
+        Path | None,
+        typer.Option("--db", help="Index folder, reused when it holds this corpus. Default: a temporary folder."),
+    ] = None,
+    rebuild: Annotated[bool, typer.Option(help="Re-index even when --db holds the corpus. Default: off.")] = False,
+    variant: VariantsOption = None,
+    depth: DepthOption = 100,
+    as_json: JsonOption = False,
+    report: ReportOption = None,
+    run_out: RunOutOption = None,
+    seed: SeedOption = 0,
+    no_ann_recall: NoAnnOption = False,
+) -> None:
+    """Index a BEIR corpus as text-only scenes and evaluate it. Default variants: dense, fts, fusion."""
+    from search.engine import Engine
+    from search.evaluation.beir import beir_index, beir_spec, load_beir
+    from search.evaluation.experiment import evaluate_spec
+
+    data = load_beir(dataset, split)
+    spec = beir_spec(data, variant or ["dense", "fts", "fusion"], depth, seed)
+    spec.ann_recall = not no_ann_recall
+    with beir_index(data, db, rebuild, progress=sys.stderr.isatty()) as path:
+        result = evaluate_spec(spec, Engine.open(path, use_clip=False), data.queries, data.qrels)
+    _emit_evaluation(result, as_json, report, run_out)
+
+
+experiment_app = typer.Typer(no_args_is_help=True, help="Relevance experiments described in TOML files.")
+app.add_typer(experiment_app, name="experiment")
+
+
+@experiment_app.command("run")
+def experiment_run(
+    file: Annotated[Path, typer.Argument(help="Experiment TOML, e.g. fixtures/experiments/ad_relevance.toml.")],
+    out: Annotated[Path, typer.Option(help="Report folder: summary.md, results.json, PNG plots.")],
+    db: Annotated[
+        Path | None,
+        typer.Option("--db", help="Evaluate this index. Default: index the file's catalog in a temporary folder."),
+    ] = None,
+) -> None:
+    """Run every variant of an experiment, test them against its baseline and write the report."""
+    from search.evaluation.experiment import load_spec, run_experiment
+    from search.evaluation.report import to_text, write_report
+
+    result = run_experiment(load_spec(file), db)
+    for path in write_report(result, out):
+        print(f"wrote {path}", file=sys.stderr)
+    print(to_text(result))
 
 
 def main() -> None:
