@@ -47,15 +47,21 @@ class AnnIndex:
         k = min(k, len(self.keys))
         if k <= 0:
             return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
-        params = None
-        if exclude is not None and len(exclude):
-            # locals keep both selectors alive for the duration of the call (FAISS holds raw pointers)
-            batch = faiss.IDSelectorBatch(np.asarray(exclude, dtype=np.int64))
-            selector = faiss.IDSelectorNot(batch)
-            if self.params.get("kind") == "hnsw":
-                params = faiss.SearchParametersHNSW(sel=selector, efSearch=self.params["ef_search"])
-            else:
-                params = faiss.SearchParameters(sel=selector)
+        # locals keep the selectors alive for the duration of the call (FAISS holds raw pointers)
+        batch = (
+            faiss.IDSelectorBatch(np.asarray(exclude, dtype=np.int64)) if exclude is not None and len(exclude) else None
+        )
+        selector = faiss.IDSelectorNot(batch) if batch is not None else None
+        if self.params.get("kind") == "hnsw":
+            # the candidate list must be at least k long, or HNSW returns fewer good neighbours than asked for
+            ef = max(int(self.params["ef_search"]), k)
+            params: Any = (
+                faiss.SearchParametersHNSW(sel=selector, efSearch=ef)
+                if selector
+                else faiss.SearchParametersHNSW(efSearch=ef)
+            )
+        else:
+            params = faiss.SearchParameters(sel=selector) if selector else None
         scores, positions = self.index.search(queries, k, params=params)
         return scores, positions
 
