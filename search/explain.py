@@ -67,18 +67,8 @@ def scene_hit(
             why.channels[result.name] = round(float(result.scores[rank - 1]), 4)
     why.matched, why.mismatched = slot_agreement(snap, frame, row)
     return SceneHit(
-        scene_id=snap.ids[row],
+        **snap.scene_fields(row),
         score=round(cand.score, 6),
-        prompt=cols[SceneCol.PROMPT][row],
-        caption=cols[SceneCol.CAPTION][row],
-        setting=cols[SceneCol.SETTING][row],
-        time_of_day=cols[SceneCol.TIME][row],
-        weather=cols[SceneCol.WEATHER][row],
-        tones=list(cols[SceneCol.TONES][row] or []),
-        categories=list(cols[SceneCol.CATEGORIES][row] or []),
-        skus=list(cols[SceneCol.SKUS][row] or []),
-        parent_id=cols[SceneCol.PARENT][row],
-        family_id=snap.ids[int(snap.family[row])],
         variants=[snap.ids[v] for v in cand.variants],
         best_shot=best_shot(snap, row, results, clip_vec),
         explanation=why,

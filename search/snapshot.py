@@ -124,6 +124,23 @@ class Snapshot:
             mask[r] = is_eligible(cameos[r], use, self.consents, now)
         return mask
 
+    def scene_fields(self, row: int) -> dict[str, Any]:
+        """The display fields of one scene, shared by search results and catalog reads."""
+        cols = self.columns
+        return {
+            "scene_id": self.ids[row],
+            "prompt": cols[SceneCol.PROMPT][row],
+            "caption": cols[SceneCol.CAPTION][row],
+            "setting": cols[SceneCol.SETTING][row],
+            "time_of_day": cols[SceneCol.TIME][row],
+            "weather": cols[SceneCol.WEATHER][row],
+            "tones": list(cols[SceneCol.TONES][row] or []),
+            "categories": list(cols[SceneCol.CATEGORIES][row] or []),
+            "skus": list(cols[SceneCol.SKUS][row] or []),
+            "parent_id": cols[SceneCol.PARENT][row],
+            "family_id": self.ids[int(self.family[row])],
+        }
+
     def scene_eligible(self, scene_id: str, use: str, now: datetime) -> bool:
         r = self.row.get(scene_id)
         return r is not None and is_eligible(self.columns[SceneCol.CAMEOS][r], use, self.consents, now)

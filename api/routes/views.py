@@ -128,19 +128,9 @@ def scene_public(snap: Snapshot, scene_id: str, now: datetime) -> ScenePublic | 
         return None
     cols = snap.columns
     return ScenePublic(
-        scene_id=scene_id,
-        prompt=cols[SceneCol.PROMPT][row],
-        caption=cols[SceneCol.CAPTION][row],
-        parent_id=cols[SceneCol.PARENT][row],
-        family_id=snap.ids[int(snap.family[row])],
+        **snap.scene_fields(row),
         creator_id=cols[SceneCol.CREATOR][row],
         created_at=cols[SceneCol.CREATED][row],
-        setting=cols[SceneCol.SETTING][row],
-        time_of_day=cols[SceneCol.TIME][row],
-        weather=cols[SceneCol.WEATHER][row],
-        tones=list(cols[SceneCol.TONES][row] or []),
-        categories=list(cols[SceneCol.CATEGORIES][row] or []),
-        skus=list(cols[SceneCol.SKUS][row] or []),
         brands=list(cols[SceneCol.BRANDS][row] or []),
         cameos=list(cols[SceneCol.CAMEOS][row] or []),
         generator=cols[SceneCol.GENERATOR][row],
