@@ -65,7 +65,9 @@ def render_report(report: IndexReport) -> str:
     lines = [
         f"indexed {report.scenes} scenes ({report.shots} shots), {report.ads} ads, {report.consents} consents "
         f"into {report.db} in {report.seconds:.1f}s",
-        f"visual channel: {report.clip_status}",
+        "visual channel: on (CLIP loaded)"
+        if report.clip_status == "loaded"
+        else f"visual channel: OFF, text channels only ({report.clip_status})",
     ]
     for name, info in report.ann.items():
         lines.append(f"ann {name}: {info['rows']} rows, {info['kind']} (LanceDB version {info['version']})")
