@@ -29,6 +29,13 @@ SCENE_TEXT = "scenes_text"  # keys: scene ids
 SHOT_CLIP = "shots_clip"  # keys: "scene_id#shot_index" ('#' never occurs in an id)
 
 
+def _faiss() -> Any:
+    """faiss, imported on first use (package import stays cheap) and typed loosely: its stubs lack the HNSW API."""
+    import faiss
+
+    return faiss
+
+
 @dataclass
 class AnnIndex:
     index: Any  # faiss.Index
@@ -41,7 +48,7 @@ class AnnIndex:
 
     def search(self, queries: np.ndarray, k: int, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top-k by inner product; positions in `exclude` are filtered inside FAISS, before ranking."""
-        import faiss
+        faiss = _faiss()
 
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.index.d)
         k = min(k, len(self.keys))
@@ -67,7 +74,7 @@ class AnnIndex:
 
 
 def build(vectors: np.ndarray, keys: list[str], version: int, kind: str = "auto") -> AnnIndex:
-    import faiss
+    faiss = _faiss()
 
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     dim = vectors.shape[1]
@@ -90,7 +97,7 @@ def build(vectors: np.ndarray, keys: list[str], version: int, kind: str = "auto"
 
 def save(ann: AnnIndex, folder: Path, name: str) -> None:
     """Index file first, then the sidecar that names its version: a reader never trusts a half-written pair."""
-    import faiss
+    faiss = _faiss()
 
     folder.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.faiss.")
@@ -105,7 +112,7 @@ def save(ann: AnnIndex, folder: Path, name: str) -> None:
 
 
 def load(folder: Path, name: str) -> AnnIndex | None:
-    import faiss
+    faiss = _faiss()
 
     meta_file, index_file = folder / f"{name}.json", folder / f"{name}.faiss"
     if not (meta_file.is_file() and index_file.is_file()):

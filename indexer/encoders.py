@@ -42,7 +42,8 @@ class Encoder(Protocol):
 def normalise(rows: np.ndarray) -> np.ndarray:
     rows = np.asarray(rows, dtype=np.float32)
     norms = np.linalg.norm(rows, axis=1, keepdims=True)
-    return rows / np.maximum(norms, 1e-12)
+    out: np.ndarray = rows / np.maximum(norms, 1e-12)
+    return out
 
 
 def _device() -> str:
@@ -75,7 +76,7 @@ def _load_sentence_transformer(name: str) -> Any:
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()  # the weight-loading bar is noise on every CLI call
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # the weight-loading bar is CLI noise
 
     source = name
     if name == "all-MiniLM-L6-v2":
@@ -175,9 +176,9 @@ def cached_weights(arch: str, tag: str) -> Path:
         for name in [*names, "open_clip_model.safetensors", "open_clip_pytorch_model.bin"]:
             found = try_to_load_from_cache(repo, name)
             if isinstance(found, str):
-                return Path(found)
+                return Path(str(found))
     elif cfg.get("url"):
-        local = Path.home() / ".cache" / "clip" / os.path.basename(cfg["url"])
+        local = Path.home() / ".cache" / "clip" / os.path.basename(str(cfg["url"]))
         if local.is_file():
             return local
     raise EncoderUnavailableError(

@@ -23,7 +23,8 @@ def pool(vectors: Sequence[Any]) -> np.ndarray | None:
     """A scene's visual vector: the normalised mean of its shot vectors."""
     if not vectors:
         return None
-    return normalise(np.mean(np.asarray(vectors, dtype=np.float32), axis=0, keepdims=True))[0]
+    pooled: np.ndarray = normalise(np.mean(np.asarray(vectors, dtype=np.float32), axis=0, keepdims=True))[0]
+    return pooled
 
 
 def scene_row(

@@ -12,6 +12,7 @@ import threading
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -218,6 +219,6 @@ class Engine:
         return out
 
 
-def with_overrides(base: SearchOptions, **changes: object) -> SearchOptions:
+def with_overrides(base: SearchOptions, **changes: Any) -> SearchOptions:
     """A copy of `base` with some options changed (CLI flags, API fields, experiment parameters)."""
     return replace(base, **{k: v for k, v in changes.items() if v is not None})

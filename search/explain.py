@@ -20,9 +20,11 @@ def slot_agreement(snap: Snapshot, frame: IntentFrame, row: int) -> tuple[dict[s
     cols = snap.columns
     matched: dict[str, str] = {}
     mismatched: dict[str, str] = {}
-    if frame.product:
-        skus = cols[SceneCol.SKUS][row] or []
-        (matched if frame.sku in skus else mismatched)["sku"] = frame.sku if frame.sku in skus else f"asked {frame.sku}"
+    if frame.product and frame.sku:
+        if frame.sku in (cols[SceneCol.SKUS][row] or []):
+            matched["sku"] = frame.sku
+        else:
+            mismatched["sku"] = f"asked {frame.sku}"
     for slot, wanted in frame.asked().items():
         if slot == "tone" or slot == "category":
             have = cols[SceneCol.TONES if slot == "tone" else SceneCol.CATEGORIES][row] or []

@@ -70,8 +70,9 @@ def dwell_prior(snap: Snapshot, rows: np.ndarray, weight: float) -> np.ndarray:
     """Multiplier 1 + weight * log-scaled dwell time in [0, 1]; weight 0 turns the prior off."""
     if weight <= 0 or not len(rows):
         return np.ones(len(rows))
-    top = np.log1p(snap.dwell.max()) or 1.0
-    return 1.0 + weight * np.log1p(snap.dwell[rows]) / top
+    top = float(np.log1p(snap.dwell.max())) or 1.0
+    prior: np.ndarray = 1.0 + weight * np.log1p(snap.dwell[rows]) / top
+    return prior
 
 
 def collapse(snap: Snapshot, ranked: list[Candidate], allowed: np.ndarray) -> list[Candidate]:
