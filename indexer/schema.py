@@ -172,6 +172,11 @@ class SceneCol:
     RECORD = "record_json"
 
 
+# Scene-context slots and the columns that hold them (single-valued first, then lists).
+SINGLE_SLOT_COLUMNS = {"setting": SceneCol.SETTING, "time_of_day": SceneCol.TIME, "weather": SceneCol.WEATHER}
+LIST_SLOT_COLUMNS = {"tone": SceneCol.TONES, "category": SceneCol.CATEGORIES}
+
+
 class ShotCol:
     SCENE = "scene_id"
     INDEX = "shot_index"

@@ -18,7 +18,7 @@ import numpy as np
 
 from indexer.encoders import ClipModel, ClipSpec, Encoder, load_clip, load_text_encoder
 from indexer.errors import IndexMismatchError
-from indexer.store import Store
+from indexer.store import ClipInfo, Store
 from indexer.vocab import Vocabulary
 from search import channels, rerank
 from search.ads import match_ads, rank_ads_by_text
@@ -88,11 +88,10 @@ class Engine:
         return cls(store, text, clip, status)
 
     @staticmethod
-    def _clip_for(info: object, clip: ClipModel | None, use_clip: bool) -> tuple[ClipModel | None, str]:
-        from indexer.store import ClipInfo
-
-        if not isinstance(info, ClipInfo) or info.id is None:
-            reason = info.status if isinstance(info, ClipInfo) else "not requested at index time"
+    def _clip_for(info: ClipInfo | None, clip: ClipModel | None, use_clip: bool) -> tuple[ClipModel | None, str]:
+        """The CLIP model matching the index, or None with the reason said plainly."""
+        if info is None or info.id is None:
+            reason = info.status if info is not None else "not requested at index time"
             return None, f"no visual channel: index has no CLIP vectors ({reason})"
         if not use_clip:
             return None, "no visual channel: disabled for this session"

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from indexer.schema import SceneCol
+from indexer.schema import LIST_SLOT_COLUMNS, SINGLE_SLOT_COLUMNS, SceneCol
 from search.ads import AdMatch
 from search.channels import ChannelResult
 from search.intent import IntentFrame
 from search.rerank import Candidate
 from search.results import AdHit, Explanation, SceneHit, ShotRef
 from search.snapshot import Snapshot
-
-_SINGLE = {"setting": SceneCol.SETTING, "time_of_day": SceneCol.TIME, "weather": SceneCol.WEATHER}
 
 
 def slot_agreement(snap: Snapshot, frame: IntentFrame, row: int) -> tuple[dict[str, str], dict[str, str]]:
@@ -26,15 +24,15 @@ def slot_agreement(snap: Snapshot, frame: IntentFrame, row: int) -> tuple[dict[s
         else:
             mismatched["sku"] = f"asked {frame.sku}"
     for slot, wanted in frame.asked().items():
-        if slot == "tone" or slot == "category":
-            have = cols[SceneCol.TONES if slot == "tone" else SceneCol.CATEGORIES][row] or []
+        if slot in LIST_SLOT_COLUMNS:
+            have = cols[LIST_SLOT_COLUMNS[slot]][row] or []
             hits = [w for w in wanted if w in have]
             if hits:
                 matched[slot] = ", ".join(hits)
             else:
                 mismatched[slot] = f"asked {', '.join(wanted)}, scene has {', '.join(have) or 'none'}"
             continue
-        have_value = cols[_SINGLE[slot]][row]
+        have_value = cols[SINGLE_SLOT_COLUMNS[slot]][row]
         if have_value in wanted:
             matched[slot] = have_value
         else:

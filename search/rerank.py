@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from indexer.schema import SceneCol
+from indexer.schema import LIST_SLOT_COLUMNS, SINGLE_SLOT_COLUMNS, SceneCol
 from search.intent import IntentFrame, load_lexicon
 from search.snapshot import Snapshot
 
@@ -29,18 +29,10 @@ def _violations(snap: Snapshot, frame: IntentFrame, row: int) -> tuple[list[str]
     hard, soft = [], []
     cols = snap.columns
     for neg in frame.negations:
-        if (
-            neg.slot in ("setting", "time_of_day", "weather")
-            and cols[
-                {"setting": SceneCol.SETTING, "time_of_day": SceneCol.TIME, "weather": SceneCol.WEATHER}[neg.slot]
-            ][row]
-            == neg.value
-        ):
+        if neg.slot in SINGLE_SLOT_COLUMNS and cols[SINGLE_SLOT_COLUMNS[neg.slot]][row] == neg.value:
             hard.append(f"{neg.slot}={neg.value}")
-        elif neg.slot == "tone" and neg.value in (cols[SceneCol.TONES][row] or []):
-            hard.append(f"tone={neg.value}")
-        elif neg.slot == "category" and neg.value in (cols[SceneCol.CATEGORIES][row] or []):
-            hard.append(f"category={neg.value}")
+        elif neg.slot in LIST_SLOT_COLUMNS and neg.value in (cols[LIST_SLOT_COLUMNS[neg.slot]][row] or []):
+            hard.append(f"{neg.slot}={neg.value}")
         elif neg.slot == "people" and (cols[SceneCol.CAMEOS][row] or _mentions(snap, row, load_lexicon().people)):
             hard.append("people")
         elif neg.slot == "term" and _mentions(snap, row, {neg.value}):
