@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from indexer import ann
-from indexer.errors import IndexMismatchError
+from indexer.errors import CatalogError, IndexMismatchError
 from indexer.pipeline import Encoders, IndexOptions, index_catalog, load_encoders
 from indexer.schema import ADS, CONSENTS, SCENES, SHOTS, SceneCol
 from indexer.store import Store
@@ -127,3 +127,20 @@ def test_missing_clip_weights_are_recorded_and_text_channels_still_index(
     assert report.scenes == 8 and report.shots == 2  # shots keep timestamps/thumbnails, no vectors
     manifest = json.loads((options.db / "manifest.json").read_text())
     assert manifest["clip"]["id"] is None and "not in the local cache" in manifest["clip"]["status"]
+
+
+def test_rebuild_swaps_in_a_fresh_index_and_a_failed_one_leaves_the_old(
+    catalog: dict[str, Path], options: IndexOptions, text_only: Encoders
+) -> None:
+    index_catalog(options, catalog["scenes"], encoders=text_only)
+    only = write_jsonl(catalog["root"] / "only.jsonl", [{"scene_id": "r1", "prompt": "a lamp in a studio"}])
+    rebuild = IndexOptions(db=options.db, rebuild=True, progress=False)
+    index_catalog(rebuild, only, encoders=text_only)
+    assert Store.open(options.db).ids(SCENES) == ["r1"]
+    assert not options.db.with_name(options.db.name + ".rebuild").exists()
+    broken = write_jsonl(catalog["root"] / "broken.jsonl", [{"scene_id": "r2"}])
+    with pytest.raises(CatalogError, match="invalid record"):
+        index_catalog(
+            IndexOptions(db=options.db, rebuild=True, strict=True, progress=False), broken, encoders=text_only
+        )
+    assert Store.open(options.db).ids(SCENES) == ["r1"]
