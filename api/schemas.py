@@ -190,9 +190,10 @@ class ExplanationPublic(BaseModel):
     summary: str
 
 
-class SceneHitPublic(BaseModel):
+class SceneFieldsPublic(BaseModel):
+    """What every scene view shows (built from `Snapshot.scene_fields`)."""
+
     scene_id: str
-    score: float
     prompt: str
     caption: str | None
     setting: str | None
@@ -203,6 +204,10 @@ class SceneHitPublic(BaseModel):
     skus: list[str]
     parent_id: str | None
     family_id: str
+
+
+class SceneHitPublic(SceneFieldsPublic):
+    score: float
     variants: list[str]
     best_shot: ShotPublic | None
     matched_slots: dict[str, str]
@@ -280,20 +285,9 @@ class ScenesUpsertPublic(BaseModel):
     index_versions: dict[str, int]
 
 
-class ScenePublic(BaseModel):
-    scene_id: str
-    prompt: str
-    caption: str | None
-    parent_id: str | None
-    family_id: str
+class ScenePublic(SceneFieldsPublic):
     creator_id: str | None
     created_at: datetime | None
-    setting: str | None
-    time_of_day: str | None
-    weather: str | None
-    tones: list[str]
-    categories: list[str]
-    skus: list[str]
     brands: list[str]
     cameos: list[str]
     generator: str | None
