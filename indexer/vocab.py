@@ -60,9 +60,6 @@ class Vocabulary:
         ]
         return cls(labels)
 
-    def get(self, slot: str, name: str) -> Label | None:
-        return next((item for item in self.by_slot.get(slot, []) if item.name == name), None)
-
     @cached_property
     def _pattern(self) -> tuple[re.Pattern[str], dict[str, list[Label]]]:
         owners: dict[str, list[Label]] = {}

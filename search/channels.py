@@ -8,7 +8,7 @@ them before anything is ranked downstream. No user text reaches a LanceDB filter
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cached_property
 
 import numpy as np
 
@@ -32,11 +32,10 @@ class ChannelResult:
     def empty(cls, name: str) -> ChannelResult:
         return cls(name, np.zeros(0, np.int64), np.zeros(0, np.float32))
 
+    @cached_property
     def ranks(self) -> dict[int, int]:
+        """Row -> 1-based rank, built once per result (explanations look up every hit in every channel)."""
         return {int(r): i + 1 for i, r in enumerate(self.rows)}
-
-    def score_of(self) -> dict[int, float]:
-        return {int(r): float(s) for r, s in zip(self.rows, self.scores, strict=True)}
 
 
 def dense_text(snap: Snapshot, query_vec: np.ndarray, allowed: np.ndarray, depth: int) -> ChannelResult:
@@ -121,7 +120,3 @@ def slots(snap: Snapshot, frame: IntentFrame, allowed: np.ndarray, depth: int) -
     candidates = np.flatnonzero(score > 0)
     order = candidates[np.argsort(-score[candidates], kind="stable")][:depth]
     return ChannelResult("slots", order.astype(np.int64), score[order].astype(np.float32))
-
-
-def describe(result: ChannelResult) -> dict[str, Any]:
-    return {"name": result.name, "hits": int(len(result.rows))}

@@ -61,7 +61,7 @@ def scene_hit(
     row, cols = cand.row, snap.columns
     why = Explanation(inferred=list(cols[SceneCol.INFERRED][row] or []), notes=list(cand.notes))
     for result in results:
-        rank = result.ranks().get(row)
+        rank = result.ranks.get(row)
         if rank is not None:
             why.ranks[result.name] = rank
             why.channels[result.name] = round(float(result.scores[rank - 1]), 4)

@@ -29,14 +29,6 @@ class Lineage:
     descendants: list[LineageNode] = field(default_factory=list)  # breadth first
 
 
-def children_map(snap: Snapshot) -> dict[str, list[str]]:
-    children: dict[str, list[str]] = {}
-    for sid, parent in zip(snap.ids, snap.columns[SceneCol.PARENT], strict=True):
-        if parent:
-            children.setdefault(parent, []).append(sid)
-    return children
-
-
 def lineage(snap: Snapshot, scene_id: str, visible: Callable[[str], bool] = lambda _: True) -> Lineage | None:
     if scene_id not in snap.row or not visible(scene_id):
         return None
@@ -50,11 +42,10 @@ def lineage(snap: Snapshot, scene_id: str, visible: Callable[[str], bool] = lamb
             out.ancestors.append(LineageNode(current, parents[snap.row[current]], depth))
             out.root = current
         current = parents[snap.row[current]]
-    children = children_map(snap)
     queue = deque([(scene_id, 0)])
     while queue:
         sid, level = queue.popleft()
-        for child in sorted(children.get(sid, [])):
+        for child in sorted(snap.children.get(sid, [])):
             if child not in seen:
                 seen.add(child)
                 queue.append((child, level + 1))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,15 @@ class Snapshot:
         for r in self.cameo_rows:
             mask[r] = is_eligible(cameos[r], use, self.consents, now)
         return mask
+
+    @cached_property
+    def children(self) -> dict[str, list[str]]:
+        """Scene id -> ids of its direct remixes, built once per snapshot."""
+        out: dict[str, list[str]] = {}
+        for sid, parent in zip(self.ids, self.columns[SceneCol.PARENT], strict=True):
+            if parent:
+                out.setdefault(parent, []).append(sid)
+        return out
 
     def scene_fields(self, row: int) -> dict[str, Any]:
         """The display fields of one scene, shared by search results and catalog reads."""
