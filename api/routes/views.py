@@ -116,6 +116,7 @@ def search_public(
         channels=response.channels,
         fusion=response.fusion,
         clip_status=response.clip_status,
+        text_encoder=response.text_encoder,
         reference_image=reference_image,
         index_versions=response.index_versions,
         took_ms=round(took_ms, 2),
