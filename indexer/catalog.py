@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import codecs
+import copy
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -10,8 +12,9 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from indexer.coerce import DROPPED, Change, ChangeLog
 from indexer.errors import CatalogError, RecordError
-from indexer.schema import Ad, Consent, Query, Scene
+from indexer.schema import STRICT_FIELDS, Ad, Consent, Query, Scene
 
 R = TypeVar("R", bound=BaseModel)
 
@@ -37,29 +40,54 @@ def base_folder(source: Source) -> Path:
 
 @dataclass
 class Loaded(Generic[R]):
-    """Valid records (with their line numbers) and the errors of the rejected ones."""
+    """Valid records (with line numbers and the objects as given) and the errors of the rejected ones."""
 
     source: Source
     records: list[R] = field(default_factory=list)
     lines: dict[str, int] = field(default_factory=dict)  # record id -> line number
     errors: list[RecordError] = field(default_factory=list)
+    sources: dict[str, dict[str, Any]] = field(default_factory=dict)  # record id -> the JSON object as given
+    changes: dict[str, list[Change]] = field(default_factory=dict)  # record id -> tolerated shape changes
 
     def reject(self, record_id: str, error: RecordError) -> None:
         """Drop an already accepted record (a cross-record check failed)."""
-        self.records = [r for r in self.records if _record_id(r) != record_id]
+        self.records = [r for r in self.records if record_id_of(r) != record_id]
         self.lines.pop(record_id, None)
+        self.sources.pop(record_id, None)
+        self.changes.pop(record_id, None)
         self.errors.append(error)
 
+    def change_log(self) -> ChangeLog:
+        log = ChangeLog()
+        for record_id, changes in self.changes.items():
+            log.add(f"{self.source}:{self.lines[record_id]} ({record_id})", changes)
+        return log
 
-def _record_id(record: BaseModel) -> str:
-    for name in ("scene_id", "ad_id", "persona_id", "query_id"):
+
+@dataclass
+class Parsed(Generic[R]):
+    """One catalog line: a record (with the changes its shapes needed), or the error that rejected it."""
+
+    line: int
+    record: R | None = None
+    source: dict[str, Any] | None = None
+    changes: list[Change] = field(default_factory=list)
+    error: RecordError | None = None
+
+
+ID_FIELDS = ("scene_id", "ad_id", "persona_id", "query_id")
+MAX_DROPS = 32  # a record needing more dropped fields than this is rejected as unreadable
+
+
+def record_id_of(record: BaseModel) -> str:
+    for name in ID_FIELDS:
         if name in type(record).model_fields:
             return str(getattr(record, name))
     raise TypeError(f"{type(record).__name__} has no id field")
 
 
-def _id_field(model: type[BaseModel]) -> str:
-    return next(n for n in ("scene_id", "ad_id", "persona_id", "query_id") if n in model.model_fields)
+def id_field(model: type[BaseModel]) -> str:
+    return next(n for n in ID_FIELDS if n in model.model_fields)
 
 
 def _iter_lines(path: Source) -> Iterator[tuple[int, Any]]:
@@ -77,69 +105,151 @@ def _iter_lines(path: Source) -> Iterator[tuple[int, Any]]:
         raise CatalogError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
 
 
-def _validation_error(path: Source, line: int, exc: ValidationError, record_id: str | None) -> RecordError:
-    first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "(record)"
-    reason = first["msg"]
-    if first["type"] == "missing":
-        reason = "required field is missing"
-    return RecordError(path, line, where, reason, record_id)
+def scan(path: Source) -> int:
+    """Lines in a catalog (for the progress bar), counted without parsing; a missing or non-UTF-8 file fails
+    here, before anything is written."""
+    if isinstance(path, Inline):
+        return len(path.items)
+    decoder, lines, offset = codecs.getincrementaldecoder("utf-8")(), 0, 0
+    try:
+        with path.open("rb") as fh:
+            while block := fh.read(1 << 20):
+                decoder.decode(block)
+                lines, offset = lines + block.count(b"\n"), offset + len(block)
+            decoder.decode(b"", final=True)
+    except FileNotFoundError as exc:
+        raise CatalogError(f"{path}: file not found") from exc
+    except UnicodeDecodeError as exc:
+        raise CatalogError(f"{path}: not UTF-8 text ({exc.reason} at byte {offset + exc.start})") from exc
+    return lines
 
 
-def read_records(path: Source, model: type[R]) -> Loaded[R]:
-    """Parse and validate every line; duplicates of an id within the file are errors."""
-    loaded: Loaded[R] = Loaded(source=path)
-    id_name = _id_field(model)
-    for number, line in _iter_lines(path):
+def _reason(error: Any) -> str:
+    if error["type"] == "missing":
+        return "required field is missing"
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
+def _drop(data: Any, loc: tuple[Any, ...]) -> bool:
+    """Remove the value at `loc` from the nested object; False when there is nothing there to remove."""
+    for key in loc[:-1]:
         try:
-            raw = json.loads(line) if isinstance(line, (str, bytes)) else line
-        except json.JSONDecodeError as exc:
-            loaded.errors.append(RecordError(path, number, "(line)", f"invalid JSON: {exc.msg} at column {exc.colno}"))
-            continue
-        if not isinstance(raw, dict):
-            loaded.errors.append(RecordError(path, number, "(line)", "expected a JSON object"))
-            continue
-        raw_id = raw.get(id_name) if isinstance(raw.get(id_name), str) else None
+            data = data[key]
+        except (KeyError, IndexError, TypeError):
+            return False
+    try:
+        del data[loc[-1]]
+    except (KeyError, IndexError, TypeError):
+        return False
+    return True
+
+
+def parse_record(source: Source, number: int, line: Any, model: type[R]) -> Parsed[R]:
+    """Validate one line. A bad optional field is dropped (and noted) and the rest validated again; a bad
+    required or safety-relevant field (`schema.STRICT_FIELDS`) rejects the record."""
+    try:
+        raw = json.loads(line) if isinstance(line, (str, bytes)) else line
+    except json.JSONDecodeError as exc:
+        return Parsed(
+            number, error=RecordError(source, number, "(line)", f"invalid JSON: {exc.msg} at column {exc.colno}")
+        )
+    if not isinstance(raw, dict):
+        return Parsed(number, error=RecordError(source, number, "(line)", "expected a JSON object"))
+    raw_id = raw.get(id_field(model)) if isinstance(raw.get(id_field(model)), str) else None
+    strict, data, dropped = STRICT_FIELDS.get(model, frozenset()), copy.deepcopy(raw), []
+    for _ in range(MAX_DROPS):
+        changes: list[Change] = []
         try:
-            record = model.model_validate(raw)
+            record = model.model_validate(data, context={"changes": changes})
+            return Parsed(number, record, raw, dropped + changes)
         except ValidationError as exc:
-            loaded.errors.append(_validation_error(path, number, exc, raw_id))
+            first = exc.errors()[0]
+            loc = tuple(first["loc"])
+            where = ".".join(str(p) for p in loc) or "(record)"
+            if not loc or loc[0] in strict:
+                return Parsed(number, error=RecordError(source, number, where, _reason(first), raw_id))
+            # a missing sub-field (a product without a sku) drops the item that lacks it
+            target = loc[:-1] if first["type"] == "missing" and len(loc) > 1 else loc
+            if not _drop(data, target):
+                return Parsed(number, error=RecordError(source, number, where, _reason(first), raw_id))
+            path = ".".join(str(p) for p in target if not isinstance(p, int))
+            dropped.append(Change(path, DROPPED, _reason(first)))
+    return Parsed(number, error=RecordError(source, number, "(record)", "too many unreadable fields", raw_id))
+
+
+def iter_records(path: Source, model: type[R]) -> Iterator[Parsed[R]]:
+    for number, line in _iter_lines(path):
+        yield parse_record(path, number, line, model)
+
+
+def collect(path: Source, parsed: Iterable[Parsed[R]], seen: dict[str, int] | None = None) -> Loaded[R]:
+    """Parsed lines into a Loaded batch; an id already in `seen` (earlier in the file) is a duplicate."""
+    loaded: Loaded[R] = Loaded(source=path)
+    seen = {} if seen is None else seen
+    for item in parsed:
+        if item.error is not None or item.record is None:
+            loaded.errors.append(item.error or RecordError(path, item.line, "(line)", "unreadable"))
             continue
-        record_id = _record_id(record)
-        if record_id in loaded.lines:
-            first = loaded.lines[record_id]
-            loaded.errors.append(
-                RecordError(path, number, id_name, f"duplicate id '{record_id}' (first on line {first})", record_id)
-            )
+        record_id = record_id_of(item.record)
+        if record_id in seen:
+            reason = f"duplicate id '{record_id}' (first on line {seen[record_id]})"
+            loaded.errors.append(RecordError(path, item.line, id_field(type(item.record)), reason, record_id))
             continue
-        loaded.lines[record_id] = number
-        loaded.records.append(record)
+        seen[record_id] = item.line
+        loaded.lines[record_id] = item.line
+        loaded.records.append(item.record)
+        loaded.sources[record_id] = item.source or {}
+        if item.changes:
+            loaded.changes[record_id] = item.changes
     return loaded
 
 
-def check_parents(scenes: Loaded[Scene], stored_ids: Iterable[str]) -> None:
-    """Reject scenes whose parent_id is neither in this file nor already indexed, and lineage cycles."""
-    known = set(stored_ids) | set(scenes.lines)
-    parents = {s.scene_id: s.parent_id for s in scenes.records}
-    for scene in list(scenes.records):
-        line = scenes.lines[scene.scene_id]
-        if scene.parent_id and scene.parent_id not in known:
-            reason = f"remix parent '{scene.parent_id}' is not in this catalog or the index"
-            scenes.reject(scene.scene_id, RecordError(scenes.source, line, "parent_id", reason, scene.scene_id))
-        elif _in_cycle(scene.scene_id, parents):
-            reason = "remix lineage forms a cycle"
-            scenes.reject(scene.scene_id, RecordError(scenes.source, line, "parent_id", reason, scene.scene_id))
+def read_records(path: Source, model: type[R]) -> Loaded[R]:
+    """Parse and validate every line of a (small) file at once; duplicates of an id are errors."""
+    return collect(path, iter_records(path, model))
 
 
-def _in_cycle(start: str, parents: dict[str, str | None]) -> bool:
-    seen = {start}
-    node = parents.get(start)
-    while node is not None:
-        if node in seen:
-            return True
-        seen.add(node)
-        node = parents.get(node)
-    return False
+class Lineage:
+    """Remix-parent checks across the chunks of a run. A cycle is rejected at the record that would close it;
+    a parent that is not indexed (yet) is a lineage gap: the scene is kept with its parent_id, and its family
+    links up when the parent arrives (later in the file or in a later run)."""
+
+    def __init__(self, stored_parents: dict[str, str], stored_ids: set[str]):
+        self.parents = dict(stored_parents)  # scene id -> parent id, stored and accepted in this run
+        self.known = set(stored_ids)
+
+    def check(self, scenes: Loaded[Scene]) -> None:
+        for scene in list(scenes.records):
+            line = scenes.lines[scene.scene_id]
+            parent = scene.parent_id
+            if parent and self._closes_cycle(scene.scene_id, parent):
+                reason = "remix lineage forms a cycle"
+                scenes.reject(scene.scene_id, RecordError(scenes.source, line, "parent_id", reason, scene.scene_id))
+            else:
+                self.known.add(scene.scene_id)
+                if parent:
+                    self.parents[scene.scene_id] = parent
+                else:
+                    self.parents.pop(scene.scene_id, None)
+
+    def forget(self, scene_ids: Iterable[str]) -> None:
+        """Scenes rejected after the lineage check (a media file failed to decode)."""
+        for scene_id in scene_ids:
+            self.known.discard(scene_id)
+            self.parents.pop(scene_id, None)
+
+    def _closes_cycle(self, scene_id: str, parent: str) -> bool:
+        seen, node = {scene_id}, parent
+        while node is not None:
+            if node in seen:
+                return True
+            seen.add(node)
+            node = self.parents.get(node)  # type: ignore[assignment]
+        return False
+
+    def gaps(self) -> dict[str, str]:
+        """Scenes whose parent is in neither the index nor this run: scene id -> parent id."""
+        return {s: p for s, p in self.parents.items() if p not in self.known}
 
 
 def check_media(scenes: Loaded[Scene], root: Path) -> dict[str, list[Path]]:

@@ -1,7 +1,9 @@
-"""Ingest orchestration: validate, infer context, decode media, encode, write, derive the ANN layer.
+"""Ingest orchestration: consents, then scenes streamed in chunks (`indexer/stream.py`), then ads; the
+full-text index and the FAISS layers are brought up to date once at the end of the run.
 
-Everything is validated and encoded before the first write; the writes to all tables happen in one
-`Store.transaction()`, so a failed run leaves the index exactly as it was.
+Each chunk is one `Store.transaction()` across tables, so a crash loses at most the chunk in flight and a
+re-run resumes (unchanged scenes are skipped by content hash). `--strict` first checks the whole catalog
+(`indexer/validation.py`) and then runs as one transaction: all or nothing.
 """
 
 from __future__ import annotations
@@ -10,17 +12,17 @@ import logging
 import shutil
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from tqdm import tqdm
 
-from indexer import ann, catalog, media, rows
-from indexer.catalog import Source, base_folder
-from indexer.context import ad_text, doc_text, given_context, infer_contexts, scene_text
+from indexer import ann, catalog, media, rows, stream, validation
+from indexer.catalog import Loaded, Source
+from indexer.coerce import ChangeLog
+from indexer.context import ad_text
 from indexer.encoders import (
     DEFAULT_CLIP_ARCH,
     DEFAULT_CLIP_PRETRAINED,
@@ -31,13 +33,13 @@ from indexer.encoders import (
     load_clip,
     load_text_encoder,
 )
-from indexer.errors import CatalogError, MediaError, RecordError
-from indexer.schema import ADS, CONSENTS, SCENES, SCHEMA_VERSION, Scene
+from indexer.errors import CatalogError, RecordError
+from indexer.schema import ADS, CONSENTS, SCENES, SCHEMA_VERSION, Ad
 from indexer.store import MANIFEST, ClipInfo, Manifest, Store, check_compatible, read_manifest
-from indexer.vocab import Vocabulary
 
 log = logging.getLogger(__name__)
-THUMBS_DIR = "thumbs"
+THUMBS_DIR = stream.THUMBS_DIR
+DEFAULT_CHUNK = 5_000
 
 
 @dataclass(frozen=True)
@@ -55,19 +57,23 @@ class IndexOptions:
     limits: media.MediaLimits = field(default_factory=media.MediaLimits)
     workers: int = 2
     progress: bool = True
+    chunk_size: int = DEFAULT_CHUNK  # scenes per transaction: bounds memory and what a crash can lose
 
 
 @dataclass
 class IndexReport:
     db: Path
-    scenes: int = 0
+    scenes: int = 0  # scenes written (new or changed)
+    unchanged: int = 0  # scenes skipped: already stored with the same content hash
     ads: int = 0
     consents: int = 0
     shots: int = 0
     errors: list[RecordError] = field(default_factory=list)
+    changes: ChangeLog = field(default_factory=ChangeLog)
+    lineage_gaps: dict[str, str] = field(default_factory=dict)  # scene id -> parent not in the index
     clip_status: str = "disabled"
     seconds: float = 0.0
-    timings: dict[str, float] = field(default_factory=dict)  # phase -> seconds (read, encode, write, ann)
+    timings: dict[str, float] = field(default_factory=dict)  # phase -> seconds
     ann: dict[str, Any] = field(default_factory=dict)
 
     @contextmanager
@@ -77,6 +83,28 @@ class IndexReport:
             yield
         finally:
             self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - started
+
+    def add_changes(self, loaded: Loaded[Any]) -> None:
+        self.changes.merge(loaded.change_log())
+
+    def add_loaded(self, loaded: Loaded[Any]) -> None:
+        self.add_changes(loaded)
+        self.errors.extend(loaded.errors)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "db": str(self.db),
+            "written": {"scenes": self.scenes, "shots": self.shots, "ads": self.ads, "consents": self.consents},
+            "unchanged_scenes": self.unchanged,
+            "rejected": validation.rejected_summary(self.errors),
+            "changes": self.changes.to_list(),
+            "lineage_gaps": {"count": len(self.lineage_gaps), "examples": dict(list(self.lineage_gaps.items())[:5])},
+            "errors": [str(e) for e in self.errors],
+            "clip_status": self.clip_status,
+            "seconds": round(self.seconds, 3),
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+            "ann": self.ann,
+        }
 
 
 @dataclass
@@ -123,144 +151,146 @@ def index_catalog(
 ) -> IndexReport:
     """Index a catalog into `options.db`; with `rebuild`, into a fresh folder swapped in at the end."""
     if options.rebuild and options.db.exists():
-        staging = options.db.with_name(options.db.name + ".rebuild")
-        shutil.rmtree(staging, ignore_errors=True)
-        staged = IndexOptions(**{**options.__dict__, "db": staging, "rebuild": False})
-        report = index_catalog(staged, scenes_path, ads_path, consents_path, encoders)
-        retired = options.db.with_name(options.db.name + ".old")
-        options.db.rename(retired)
-        staging.rename(options.db)
-        shutil.rmtree(retired, ignore_errors=True)
-        report.db = options.db
-        return report
+        return _rebuild(options, scenes_path, ads_path, consents_path, encoders)
     started = time.perf_counter()
+    if options.strict:
+        with _timed(None, "validate"):
+            _check_strict(options, scenes_path, ads_path, consents_path)
     enc = encoders or load_encoders(options)
     existing = _open_existing(options, enc)
     report = IndexReport(db=options.db, clip_status=enc.clip_info.status if enc.clip_info else "disabled")
     with report.phase("read"):
-        stored_ids = set(existing.ids(SCENES)) if existing else set()
-        batch = _read_and_check(stored_ids, options, scenes_path, ads_path, consents_path)
-    report.errors.extend(batch.errors)
-    if options.strict and report.errors:
-        raise CatalogError(
-            f"{len(report.errors)} invalid record(s); nothing was written (first: {report.errors[0]})", report.errors
-        )
-    # only now, with the catalog validated, may a new index folder appear on disk
+        # every source is scanned first: a missing or non-UTF-8 file fails before any folder appears
+        sizes = {str(p): catalog.scan(p) for p in (scenes_path, ads_path, consents_path) if p is not None}
+        hashes, parents = stream.stored_state(existing)
     store = existing or Store.create(options.db, Manifest(SCHEMA_VERSION, enc.text.id, enc.text.dim, enc.clip_info))
-    with report.phase("media+encode"):
-        scene_rows, shot_rows, media_errors = _scene_rows(store, options, enc, batch)
-        ad_rows = _ad_rows(enc.text, batch.ads, options.progress)
-    report.errors.extend(media_errors)
-    if options.strict and media_errors:
-        raise CatalogError(f"{len(media_errors)} media error(s); nothing was written (first: {media_errors[0]})")
-    if not (scene_rows or ad_rows or batch.consents):
+    created = existing is None
+    versions = store.versions()
+    try:
+        with store.transaction() if options.strict else nullcontext():  # strict: all or nothing across chunks
+            _ingest(store, options, enc, report, hashes, parents, sizes, scenes_path, ads_path, consents_path)
+    except BaseException:
+        if created:
+            shutil.rmtree(options.db, ignore_errors=True)
+        raise
+    if created and store.versions() == versions:
+        shutil.rmtree(options.db, ignore_errors=True)  # nothing valid to write: no empty index left behind
         report.seconds = time.perf_counter() - started
-        return report  # nothing valid to write: leave every table version as it was
-    with report.phase("write"), store.transaction():
-        store.upsert(CONSENTS, [rows.consent_row(c) for c in batch.consents])
-        store.upsert(SCENES, scene_rows)
-        store.replace_shots([r["scene_id"] for r in scene_rows], shot_rows)
-        store.upsert(ADS, ad_rows)
-        store.rebuild_fts()
-        store.save_manifest()
+        return report
+    with report.phase("fts"):
+        if store.versions() != versions or store.fts_stale():  # a resumed run also finishes what a crash left
+            store.rebuild_fts()
+            store.save_manifest()
     with report.phase("ann"):
         report.ann = ann.sync(store)
-    report.scenes, report.ads, report.consents = len(scene_rows), len(ad_rows), len(batch.consents)
-    report.shots = len(shot_rows)
     report.seconds = time.perf_counter() - started
     return report
 
 
-@dataclass
-class _Batch:
-    scenes: list[Scene] = field(default_factory=list)
-    scenes_source: Source = Path("scenes.jsonl")
-    scene_lines: dict[str, int] = field(default_factory=dict)
-    media: dict[str, list[Path]] = field(default_factory=dict)
-    ads: list[Any] = field(default_factory=list)
-    consents: list[Any] = field(default_factory=list)
-    errors: list[RecordError] = field(default_factory=list)
+@contextmanager
+def _timed(report: IndexReport | None, name: str) -> Iterator[None]:
+    with report.phase(name) if report is not None else nullcontext():
+        yield
 
 
-def _read_and_check(
-    stored_scenes: set[str],
+def _rebuild(
     options: IndexOptions,
     scenes_path: Source | None,
     ads_path: Source | None,
     consents_path: Source | None,
-) -> _Batch:
-    batch = _Batch()
-    if consents_path:
-        consents = catalog.read_consents(consents_path)
-        batch.consents, batch.errors = consents.records, batch.errors + consents.errors
-    if scenes_path:
-        scenes = catalog.read_scenes(scenes_path)
-        catalog.check_parents(scenes, stored_scenes)
-        batch.media = catalog.check_media(scenes, options.media_root or base_folder(scenes_path))
-        batch.scenes, batch.errors = scenes.records, batch.errors + scenes.errors
-        batch.scenes_source, batch.scene_lines = scenes_path, scenes.lines
-    if ads_path:
-        ads = catalog.read_ads(ads_path)
-        catalog.check_creatives(ads, stored_scenes | {s.scene_id for s in batch.scenes})
-        batch.ads, batch.errors = ads.records, batch.errors + ads.errors
-    return batch
+    encoders: Encoders | None,
+) -> IndexReport:
+    staging = options.db.with_name(options.db.name + ".rebuild")
+    shutil.rmtree(staging, ignore_errors=True)
+    staged = replace(options, db=staging, rebuild=False)
+    report = index_catalog(staged, scenes_path, ads_path, consents_path, encoders)
+    retired = options.db.with_name(options.db.name + ".old")
+    options.db.rename(retired)
+    staging.rename(options.db)
+    shutil.rmtree(retired, ignore_errors=True)
+    report.db = options.db
+    return report
 
 
-def _encode_texts(encoder: Encoder, texts: list[str], label: str, progress: bool, step: int = 256) -> np.ndarray:
-    starts = tqdm(range(0, len(texts), step), desc=label, disable=not progress, unit="batch")
-    chunks = [encoder.encode(texts[i : i + step]) for i in starts]
-    return np.concatenate(chunks) if chunks else np.zeros((0, encoder.dim), np.float32)
-
-
-def _scene_rows(
-    store: Store, options: IndexOptions, enc: Encoders, batch: _Batch
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[RecordError]]:
-    shots, errors = _index_media(store, options, enc, batch)
-    failed = {e.record_id for e in errors}
-    scenes = [s for s in batch.scenes if s.scene_id not in failed]
-    vectors = _encode_texts(enc.text, [scene_text(s) for s in scenes], "encode scenes", options.progress)
-    if options.infer_context:
-        contexts = infer_contexts(scenes, vectors, Vocabulary.load(), enc.text)
-    else:
-        contexts = [given_context(s) for s in scenes]
-    clip_dim = enc.clip.dim if enc.clip else None
-    scene_rows = []
-    for scene, context, vector in zip(scenes, contexts, vectors, strict=True):
-        pooled = rows.pool([s["clip_vec"] for s in shots.get(scene.scene_id, []) if s.get("clip_vec") is not None])
-        scene_rows.append(rows.scene_row(scene, context, doc_text(scene, context), vector, pooled, clip_dim))
-    shot_rows = [row for s in scenes for row in shots.get(s.scene_id, [])]
-    return scene_rows, shot_rows, errors
-
-
-def _index_media(
-    store: Store, options: IndexOptions, enc: Encoders, batch: _Batch
-) -> tuple[dict[str, list[dict[str, Any]]], list[RecordError]]:
-    """Decode in worker threads while this thread encodes keyframes; one bad file skips its scene only."""
-    jobs = [(s, i, path) for s in batch.scenes for i, path in enumerate(batch.media.get(s.scene_id, []))]
-    shots: dict[str, list[dict[str, Any]]] = {}
-    errors: list[RecordError] = []
-    decoded = media.prefetch(jobs, lambda job: media.extract_shots(job[2], options.limits), workers=options.workers)
-    for (scene, media_index, path), result in tqdm(
-        decoded, total=len(jobs), desc="media", disable=not options.progress
-    ):
-        if isinstance(result, MediaError):
-            line = batch.scene_lines[scene.scene_id]
-            errors.append(RecordError(batch.scenes_source, line, f"media.{media_index}", result.reason, scene.scene_id))
-            log.warning("skipping %s: %s", path, result.reason)
-            continue
-        scene_shots = shots.setdefault(scene.scene_id, [])
-        scene_shots.extend(
-            rows.shot_rows(
-                scene.scene_id, media_index, path, result, store.path, THUMBS_DIR, enc.clip, len(scene_shots)
-            )
+def _check_strict(
+    options: IndexOptions, scenes_path: Source | None, ads_path: Source | None, consents_path: Source | None
+) -> None:
+    """--strict: the whole catalog is checked before anything is encoded or written."""
+    stored = set(Store.open(options.db).ids(SCENES)) if (options.db / MANIFEST).is_file() else set()
+    result = validation.validate_catalog(scenes_path, ads_path, consents_path, stored, options.media_root, strict=True)
+    if result.errors:
+        raise CatalogError(
+            f"{len(result.errors)} invalid record(s); nothing was written (first: {result.errors[0]})", result.errors
         )
-    return shots, errors
 
 
-def _ad_rows(encoder: Encoder, ads: list[Any], progress: bool) -> list[dict[str, Any]]:
-    texts = [ad_text(ad) for ad in ads]
-    vectors = _encode_texts(encoder, texts, "encode ads", progress)
-    return [rows.ad_row(ad, text, vec) for ad, text, vec in zip(ads, texts, vectors, strict=True)]
+def _ingest(
+    store: Store,
+    options: IndexOptions,
+    enc: Encoders,
+    report: IndexReport,
+    hashes: dict[str, str],
+    parents: dict[str, str],
+    sizes: dict[str, int | None],
+    scenes_path: Source | None,
+    ads_path: Source | None,
+    consents_path: Source | None,
+) -> None:
+    lineage = catalog.Lineage(parents, set(hashes))
+    if consents_path:
+        with report.phase("consents"):
+            consents = catalog.read_consents(consents_path)
+            report.add_loaded(consents)
+            store.upsert(CONSENTS, [rows.consent_row(c, consents.sources[c.persona_id]) for c in consents.records])
+            report.consents = len(consents.records)
+    if scenes_path:
+        run = stream.SceneRun(
+            store=store,
+            text=enc.text,
+            clip=enc.clip,
+            media_root=stream.media_root(scenes_path, options.media_root),
+            fingerprint=_fingerprint(options, enc),
+            lineage=lineage,
+            stored_hashes=hashes,
+            infer_context=options.infer_context,
+            limits=options.limits,
+            workers=options.workers,
+        )
+        bar = tqdm(total=sizes.get(str(scenes_path)), desc="scenes", unit="rows", disable=not options.progress)
+        with report.phase("scenes"), bar:
+            stream.ingest_scenes(run, scenes_path, options.chunk_size, bar, on_chunk=report.add_changes)
+        report.scenes, report.shots, report.unchanged = run.written, run.shots, run.skipped
+        report.errors.extend(run.errors)
+        report.lineage_gaps = lineage.gaps()
+        if options.strict and report.errors:  # media that failed to decode: roll the whole run back
+            raise CatalogError(f"{len(report.errors)} media error(s); nothing was written (first: {report.errors[0]})")
+    if ads_path:
+        with report.phase("ads"):
+            _ingest_ads(store, enc.text, ads_path, lineage.known, options.chunk_size, report)
+
+
+def _fingerprint(options: IndexOptions, enc: Encoders) -> str:
+    return f"{enc.text.id}|{enc.clip.id if enc.clip else '-'}|infer={options.infer_context}"
+
+
+def _ingest_ads(
+    store: Store, encoder: Encoder, source: Source, scene_ids: set[str], chunk_size: int, report: IndexReport
+) -> None:
+    seen: dict[str, int] = {}
+    for lines in stream.chunked(catalog.iter_records(source, Ad), chunk_size):
+        ads = catalog.collect(source, lines, seen)
+        catalog.check_creatives(ads, scene_ids)
+        report.add_loaded(ads)
+        texts = [ad_text(ad) for ad in ads.records]
+        vectors = stream.encode_texts(encoder, texts)
+        store.upsert(
+            ADS,
+            [
+                rows.ad_row(ad, text, vec, ads.sources[ad.ad_id])
+                for ad, text, vec in zip(ads.records, texts, vectors, strict=True)
+            ],
+        )
+        report.ads += len(ads.records)
 
 
 def delete_scenes(store: Store, scene_ids: list[str]) -> int:

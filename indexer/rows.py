@@ -19,6 +19,15 @@ def _record_json(record: Any) -> str:
     return json.dumps(record.model_dump(mode="json", exclude_none=True), ensure_ascii=False, sort_keys=True)
 
 
+def source_json(source: dict[str, Any]) -> str:
+    """The record exactly as the catalog gave it (keys sorted): what tolerant parsing changed stays readable."""
+    return json.dumps(source, ensure_ascii=False, sort_keys=True)
+
+
+def source_columns(source: dict[str, Any], content_hash: str) -> dict[str, Any]:
+    return {SceneCol.SOURCE: source_json(source), SceneCol.CONTENT_HASH: content_hash}
+
+
 def pool(vectors: Sequence[Any]) -> np.ndarray | None:
     """A scene's visual vector: the normalised mean of its shot vectors."""
     if not vectors:
@@ -28,9 +37,11 @@ def pool(vectors: Sequence[Any]) -> np.ndarray | None:
 
 
 def scene_row(
-    scene: Scene, ctx: SceneContext, doc: str, text_vec: np.ndarray, clip_vec: np.ndarray | None, clip_dim: int | None
+    scene: Scene, ctx: SceneContext, doc: str, clip_vec: np.ndarray | None, clip_dim: int | None
 ) -> dict[str, Any]:
-    engagement = scene.engagement
+    """Every scene column but the text vector (written column-wise by `Store.write_scenes`) and the source
+    columns (`source_columns`)."""
+    engagement, provenance = scene.engagement, scene.provenance
     row: dict[str, Any] = {
         SceneCol.ID: scene.scene_id,
         SceneCol.PROMPT: scene.prompt,
@@ -46,12 +57,13 @@ def scene_row(
         SceneCol.SKUS: [p.sku for p in scene.products],
         SceneCol.BRANDS: sorted({p.brand for p in scene.products if p.brand}),
         SceneCol.CAMEOS: list(scene.cameos),
-        SceneCol.GENERATOR: scene.provenance.generator if scene.provenance else None,
+        SceneCol.GENERATOR: provenance.generator if provenance else None,
+        SceneCol.AI_DISCLOSURE: provenance.ai_disclosure if provenance else None,
+        SceneCol.DISCLOSURE_LABEL: provenance.ai_disclosure_label if provenance else None,
         SceneCol.DWELL: engagement.dwell_ms if engagement else None,
         SceneCol.VIEWS: engagement.views if engagement else None,
         SceneCol.INFERRED: ctx.inferred,
         SceneCol.DOC: doc,
-        SceneCol.TEXT_VEC: np.asarray(text_vec, dtype=np.float32).tolist(),
         SceneCol.RECORD: _record_json(scene),
     }
     if clip_dim:
@@ -89,7 +101,7 @@ def shot_rows(
     return out
 
 
-def ad_row(ad: Ad, doc: str, text_vec: np.ndarray) -> dict[str, Any]:
+def ad_row(ad: Ad, doc: str, text_vec: np.ndarray, source: dict[str, Any]) -> dict[str, Any]:
     return {
         AdCol.ID: ad.ad_id,
         AdCol.SKUS: list(ad.skus),
@@ -100,14 +112,16 @@ def ad_row(ad: Ad, doc: str, text_vec: np.ndarray) -> dict[str, Any]:
         AdCol.DOC: doc,
         AdCol.TEXT_VEC: np.asarray(text_vec, dtype=np.float32).tolist(),
         AdCol.RECORD: _record_json(ad),
+        AdCol.SOURCE: source_json(source),
     }
 
 
-def consent_row(consent: Consent) -> dict[str, Any]:
+def consent_row(consent: Consent, source: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         ConsentCol.ID: consent.persona_id,
         ConsentCol.SCOPES: list(consent.scopes),
         ConsentCol.EXPIRES: consent.expires_at,
         ConsentCol.REVOKED: consent.revoked_at,
         ConsentCol.RECORD: _record_json(consent),
+        ConsentCol.SOURCE: source_json(source) if source is not None else _record_json(consent),
     }

@@ -12,9 +12,11 @@ from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-SCHEMA_VERSION = 1
+from indexer import coerce
+
+SCHEMA_VERSION = 2  # 2: content hashes, the source record verbatim, disclosure label
 
 # Ids end up in LanceDB filters and file names, so they are restricted to a safe alphabet.
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
@@ -47,12 +49,19 @@ class _Record(BaseModel):
     model_config = ConfigDict(extra="allow", str_strip_whitespace=True)
 
 
+# Optional descriptive fields accept the shapes real exports use (`indexer/coerce.py` names and counts each
+# change); required fields, ids, cameos, media paths and consent dates keep strict rules (STRICT_FIELDS).
+_text = coerce.as_text
+_empty_is_none = field_validator("parent_id", mode="before")(lambda v: None if v == "" else v)
+
+
 class Product(_Record):
     sku: RecordId
     name: str | None = None
     category: str | None = None
     brand: str | None = None
 
+    _texts = field_validator("name", "category", "brand", mode="before")(_text("products"))
     _norm_category = field_validator("category")(lambda v: label(v) if v else v)
 
 
@@ -60,7 +69,20 @@ class Provenance(_Record):
     generator: str | None = None
     watermark: str | None = None
     c2pa_manifest: str | None = None
-    ai_disclosure: bool | None = None
+    ai_disclosure: bool | None = None  # derived from the label when the catalog gives one
+    ai_disclosure_label: str | None = None  # the disclosure text as the catalog gave it
+
+    _texts = field_validator("generator", "watermark", "c2pa_manifest", mode="before")(_text("provenance"))
+    _disclosure = field_validator("ai_disclosure", mode="before")(coerce.disclosure)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keep_label(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("ai_disclosure_label") is None:
+            text = coerce.disclosure_label(data.get("ai_disclosure"))
+            if text is not None:
+                data = {**data, "ai_disclosure_label": text}
+        return data
 
 
 class Engagement(_Record):
@@ -68,9 +90,16 @@ class Engagement(_Record):
     dwell_ms: int | None = Field(default=None, ge=0)
     remixes: int | None = Field(default=None, ge=0)
 
+    _ints = field_validator("views", "dwell_ms", "remixes", mode="before")(coerce.as_int("engagement"))
 
-def _as_list(value: Any) -> Any:
-    return [value] if isinstance(value, str) else value
+
+def _products(value: Any, info: ValidationInfo) -> Any:
+    """One product object, or a list whose items may be bare skus."""
+    value = coerce.as_list()(value, info)
+    if isinstance(value, list) and any(isinstance(v, str) for v in value):
+        coerce.note(info, "products", coerce.NORMALISED, "a bare sku taken as a product")
+        return [{"sku": v} if isinstance(v, str) else v for v in value]
+    return value
 
 
 class Scene(_Record):
@@ -90,7 +119,12 @@ class Scene(_Record):
     provenance: Provenance | None = None
     engagement: Engagement | None = None
 
-    _tone_list = field_validator("tone", mode="before")(_as_list)
+    _parent = _empty_is_none
+    _texts = field_validator("creator_id", "caption", "setting", "time_of_day", "weather", mode="before")(_text())
+    _lists = field_validator("tone", "media", mode="before")(coerce.as_list())
+    _products = field_validator("products", mode="before")(_products)
+    _cameos = field_validator("cameos", mode="before")(coerce.cameo_ids)
+    _created = field_validator("created_at", mode="before")(coerce.as_datetime())
     _norm_slots = field_validator("setting", "time_of_day", "weather")(lambda v: label(v) if v else None)
     _norm_tone = field_validator("tone")(lambda v: [label(t) for t in v if t.strip()])
     _utc = field_validator("created_at")(utc)
@@ -116,9 +150,11 @@ class Ad(_Record):
     landing_url: str | None = None
     creative_scene_ids: list[RecordId] = Field(default_factory=list)
 
+    _texts = field_validator("advertiser", "headline", "description", "landing_url", mode="before")(_text())
     _lists = field_validator("skus", "categories", "keywords", "target_tones", "creative_scene_ids", mode="before")(
-        _as_list
+        coerce.as_list()
     )
+    _bid = field_validator("bid_cpm", mode="before")(coerce.as_float())
     _norm_labels = field_validator("categories", "target_tones")(lambda v: [label(x) for x in v if x.strip()])
 
 
@@ -128,6 +164,10 @@ class Consent(_Record):
     expires_at: datetime | None = None
     revoked_at: datetime | None = None
 
+    _scopes = field_validator("scopes", mode="before")(
+        lambda v: [s.strip().lower() if isinstance(s, str) else s for s in ([v] if isinstance(v, str) else v or [])]
+    )
+    _dates = field_validator("expires_at", "revoked_at", mode="before")(coerce.as_datetime(strict=True))
     _utc = field_validator("expires_at", "revoked_at")(utc)
 
 
@@ -136,6 +176,16 @@ class Query(_Record):
     text: str = Field(min_length=1)
     sku: RecordId | None = None
     use: QueryUse = "search"
+
+
+# Fields whose bad values reject the record instead of being dropped: identity, required text, and the fields
+# consent and media safety depend on (a dropped cameo or revocation would widen consent).
+STRICT_FIELDS: dict[type[BaseModel], frozenset[str]] = {
+    Scene: frozenset({"scene_id", "prompt", "parent_id", "cameos", "media"}),
+    Ad: frozenset({"ad_id", "creative_scene_ids"}),
+    Consent: frozenset({"persona_id", "expires_at", "revoked_at"}),
+    Query: frozenset({"query_id", "text", "sku", "use"}),
+}
 
 
 # --- LanceDB tables -------------------------------------------------------------------------------
@@ -163,13 +213,17 @@ class SceneCol:
     BRANDS = "brands"
     CAMEOS = "cameos"
     GENERATOR = "generator"
+    AI_DISCLOSURE = "ai_disclosure"
+    DISCLOSURE_LABEL = "ai_disclosure_label"
     DWELL = "dwell_ms"
     VIEWS = "views"
     INFERRED = "inferred"
     DOC = "doc_text"
     TEXT_VEC = "text_vec"
     CLIP_VEC = "clip_vec"
-    RECORD = "record_json"
+    RECORD = "record_json"  # the normalised record
+    SOURCE = "source_json"  # the record exactly as the catalog gave it
+    CONTENT_HASH = "content_hash"  # of the source record and its media files: unchanged rows are skipped
 
 
 # Scene-context slots and the columns that hold them (single-valued first, then lists).
@@ -197,6 +251,7 @@ class AdCol:
     DOC = "doc_text"
     TEXT_VEC = "text_vec"
     RECORD = "record_json"
+    SOURCE = "source_json"
 
 
 class ConsentCol:
@@ -205,6 +260,7 @@ class ConsentCol:
     EXPIRES = "expires_at"
     REVOKED = "revoked_at"
     RECORD = "record_json"
+    SOURCE = "source_json"
 
 
 ID_COLUMN = {SCENES: SceneCol.ID, ADS: AdCol.ID, CONSENTS: ConsentCol.ID}
@@ -235,12 +291,16 @@ def scenes_schema(text_dim: int, clip_dim: int | None) -> pa.Schema:
         pa.field(SceneCol.BRANDS, _STRS),
         pa.field(SceneCol.CAMEOS, _STRS),
         pa.field(SceneCol.GENERATOR, _STR),
+        pa.field(SceneCol.AI_DISCLOSURE, pa.bool_()),
+        pa.field(SceneCol.DISCLOSURE_LABEL, _STR),
         pa.field(SceneCol.DWELL, pa.int64()),
         pa.field(SceneCol.VIEWS, pa.int64()),
         pa.field(SceneCol.INFERRED, _STRS),
         pa.field(SceneCol.DOC, _STR, nullable=False),
         pa.field(SceneCol.TEXT_VEC, vector_type(text_dim), nullable=False),
         pa.field(SceneCol.RECORD, _STR, nullable=False),
+        pa.field(SceneCol.SOURCE, _STR, nullable=False),
+        pa.field(SceneCol.CONTENT_HASH, _STR, nullable=False),
     ]
     if clip_dim:
         fields.append(pa.field(SceneCol.CLIP_VEC, vector_type(clip_dim)))
@@ -273,6 +333,7 @@ def ads_schema(text_dim: int) -> pa.Schema:
             pa.field(AdCol.DOC, _STR, nullable=False),
             pa.field(AdCol.TEXT_VEC, vector_type(text_dim), nullable=False),
             pa.field(AdCol.RECORD, _STR, nullable=False),
+            pa.field(AdCol.SOURCE, _STR, nullable=False),
         ]
     )
 
@@ -285,5 +346,6 @@ def consents_schema() -> pa.Schema:
             pa.field(ConsentCol.EXPIRES, _TS),
             pa.field(ConsentCol.REVOKED, _TS),
             pa.field(ConsentCol.RECORD, _STR, nullable=False),
+            pa.field(ConsentCol.SOURCE, _STR, nullable=False),
         ]
     )

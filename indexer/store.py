@@ -25,6 +25,7 @@ from indexer import schema
 from indexer.errors import IndexMismatchError, IndexNotFoundError
 
 MANIFEST = "manifest.json"
+_FTS_COLUMNS = ((schema.SCENES, schema.SceneCol.DOC), (schema.ADS, schema.AdCol.DOC))
 TABLES_DIR = "tables"
 
 
@@ -148,9 +149,32 @@ class Store:
     def upsert(self, name: str, rows: list[dict[str, Any]]) -> None:
         if not rows:
             return
-        data = pa.Table.from_pylist(rows, schema=self._schemas[name])
-        table = self.table(name)
-        table.merge_insert(schema.ID_COLUMN[name]).when_matched_update_all().when_not_matched_insert_all().execute(
+        self._merge(name, pa.Table.from_pylist(rows, schema=self._schemas[name]))
+
+    def write_scenes(self, rows: list[dict[str, Any]], text_vecs: np.ndarray, new: list[int]) -> None:
+        """Scene rows plus their text vectors (column-wise: no Python float lists); rows at the positions in
+        `new` are not in the table yet and are appended, the others replace their stored row by id."""
+        if not rows:
+            return
+        table_schema = self._schemas[schema.SCENES]
+        scalar = pa.Table.from_pylist(
+            rows, schema=pa.schema([f for f in table_schema if f.name != schema.SceneCol.TEXT_VEC])
+        )
+        flat = pa.array(np.ascontiguousarray(text_vecs, dtype=np.float32).ravel())
+        vectors = pa.FixedSizeListArray.from_arrays(flat, self.manifest.text_dim)
+        data = scalar.append_column(table_schema.field(schema.SceneCol.TEXT_VEC), vectors).select(table_schema.names)
+        is_new = np.zeros(len(rows), dtype=bool)
+        is_new[new] = True
+        table = self.table(schema.SCENES)
+        if is_new.any():
+            table.add(data.filter(pa.array(is_new)), on_bad_vectors="null")
+        if not is_new.all():
+            self._merge(schema.SCENES, data.filter(pa.array(~is_new)))
+
+    def _merge(self, name: str, data: pa.Table) -> None:
+        self.table(name).merge_insert(
+            schema.ID_COLUMN[name]
+        ).when_matched_update_all().when_not_matched_insert_all().execute(
             data,
             on_bad_vectors="null",  # a scene without visual media has a null CLIP vector, by design
         )
@@ -171,9 +195,21 @@ class Store:
     def rebuild_fts(self) -> None:
         from lancedb.index import FTS
 
-        for name, column in ((schema.SCENES, schema.SceneCol.DOC), (schema.ADS, schema.AdCol.DOC)):
+        for name, column in _FTS_COLUMNS:
             if self.count(name):
                 self.table(name).create_index(column, config=FTS(), replace=True)
+
+    def fts_stale(self) -> bool:
+        """True when a table has rows its full-text index does not cover (or no index at all), e.g. after a
+        run that stopped between its last chunk and the index build."""
+        for name, _ in _FTS_COLUMNS:
+            table = self.table(name)
+            if not self.count(name):
+                continue
+            fts = [i for i in table.list_indices() if i.index_type == "FTS"]
+            if not fts or table.index_stats(fts[0].name).num_unindexed_rows:
+                return True
+        return False
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -10,7 +10,7 @@ import pytest
 
 from indexer.errors import CatalogError
 from indexer.pipeline import Encoders, IndexOptions, index_catalog
-from indexer.schema import SCENES
+from indexer.schema import SCENES, SHOTS
 from indexer.store import Store
 from tests.helpers import write_jsonl
 
@@ -39,7 +39,9 @@ CASES = [
         "file 'media/missing.png' does not exist",
     ),
     ({"scene_id": "n1", "prompt": "x", "media": ["../../etc/passwd"]}, "media.0", "escapes the catalog folder"),
-    ({"scene_id": "n1", "prompt": "x", "created_at": "yesterday"}, "created_at", "Input should be a valid datetime"),
+    ({"scene_id": "n1", "prompt": "x", "created_at": "yesterday"}, "created_at", "dropped: expected an ISO-8601"),
+    ({"scene_id": "n1", "prompt": "x", "engagement": {"views": "12"}}, "engagement.views", "coerced: numeric string"),
+    ({"scene_id": "n1", "prompt": "x", "cameos": [{"name": "no id"}]}, "cameos", "needs a 'persona_id'"),
 ]
 
 
@@ -82,29 +84,46 @@ def test_lenient_mode_skips_bad_records_and_keeps_good_ones(
         [
             {"scene_id": "g1", "prompt": "a cafe at dawn"},
             "not json",
-            {"scene_id": "g2", "parent_id": "nope", "prompt": "x"},
+            {"scene_id": "g2", "parent_id": "nope", "prompt": "x"},  # a lineage gap, kept
         ],
     )
     report = index_catalog(IndexOptions(db=indexed, progress=False), path, encoders=text_only)
-    assert report.scenes == 1
-    assert sorted((e.line, e.field) for e in report.errors) == [(2, "(line)"), (3, "parent_id")]
-    assert "g1" in Store.open(indexed).ids(SCENES)
+    assert report.scenes == 2 and report.lineage_gaps == {"g2": "nope"}
+    assert [(e.line, e.field) for e in report.errors] == [(2, "(line)")]
+    assert {"g1", "g2"} <= set(Store.open(indexed).ids(SCENES))
 
 
-def test_failure_during_write_restores_every_table(
+def test_failure_during_a_chunk_write_restores_every_table(
     indexed: Path, catalog: dict[str, Path], text_only: Encoders, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A crash between table writes (here: FTS rebuild) must roll back the scenes already upserted."""
+    """A crash between the chunk's table writes (shots written, scenes not) rolls the shots back too."""
     before = _state(indexed)
+    shots_before = Store.open(indexed).count(SHOTS)
 
-    def explode(self: Store) -> None:
+    def explode(self: Store, *args: Any) -> None:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(Store, "rebuild_fts", explode)
-    path = write_jsonl(catalog["root"] / "more.jsonl", [{"scene_id": "m1", "prompt": "a desert at noon"}])
+    monkeypatch.setattr(Store, "write_scenes", explode)
+    path = write_jsonl(catalog["root"] / "more.jsonl", [{"scene_id": "s1", "prompt": "a desert at noon"}])
     with pytest.raises(RuntimeError, match="disk full"):
         index_catalog(IndexOptions(db=indexed, progress=False), path, encoders=text_only)
-    assert _state(indexed)[1] == before[1]
+    assert _state(indexed)[1] == before[1] and Store.open(indexed).count(SHOTS) == shots_before
+
+
+def test_a_run_that_died_before_the_fulltext_build_is_finished_by_the_next(
+    indexed: Path, catalog: dict[str, Path], text_only: Encoders, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks are durable once committed; the next run (nothing left to encode) still brings FTS up to date."""
+    path = write_jsonl(catalog["root"] / "more.jsonl", [{"scene_id": "m1", "prompt": "a zebra crossing the desert"}])
+    real = Store.rebuild_fts
+    monkeypatch.setattr(Store, "rebuild_fts", lambda self: (_ for _ in ()).throw(RuntimeError("killed")))
+    with pytest.raises(RuntimeError, match="killed"):
+        index_catalog(IndexOptions(db=indexed, progress=False), path, encoders=text_only)
+    assert Store.open(indexed).fts_stale()
+    monkeypatch.setattr(Store, "rebuild_fts", real)
+    report = index_catalog(IndexOptions(db=indexed, progress=False), path, encoders=text_only)
+    assert (report.scenes, report.unchanged) == (0, 1)
+    assert not Store.open(indexed).fts_stale()
 
 
 def test_unreadable_and_non_utf8_files_are_clear_errors(tmp_path: Path, text_only: Encoders) -> None:

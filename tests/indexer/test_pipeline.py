@@ -11,7 +11,7 @@ import pytest
 from indexer import ann
 from indexer.errors import CatalogError, IndexMismatchError
 from indexer.pipeline import Encoders, IndexOptions, index_catalog, load_encoders
-from indexer.schema import ADS, CONSENTS, SCENES, SHOTS, SceneCol
+from indexer.schema import SCHEMA_VERSION, ADS, CONSENTS, SCENES, SHOTS, SceneCol
 from indexer.store import Store
 from tests.helpers import write_jsonl
 
@@ -37,7 +37,7 @@ def test_index_stores_scenes_context_lineage_and_vectors(
     assert rows["s3"]["parent_id"] == "s2"
     manifest = json.loads((options.db / "manifest.json").read_text())
     assert manifest["text_encoder"] == "st:all-MiniLM-L6-v2" and manifest["text_dim"] == 384
-    assert manifest["schema_version"] == 1
+    assert manifest["schema_version"] == SCHEMA_VERSION
 
 
 def test_reindexing_same_id_replaces_it(catalog: dict[str, Path], options: IndexOptions, text_only: Encoders) -> None:
