@@ -93,10 +93,16 @@ def index(
         Path | None, typer.Option(help="Media must live under this folder. Default: the scenes file's folder.")
     ] = None,
     workers: Annotated[int, typer.Option(callback=_positive, help="Media decoding threads. Default: 2.")] = 2,
+    chunk_size: Annotated[
+        int,
+        typer.Option(callback=_positive, help="Scenes per transaction (bounds memory and crash loss). Default: 5000."),
+    ] = 5000,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON. Default: text.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bars. Default: off.")] = False,
 ) -> None:
-    """Validate and index a catalog (scenes, ads, consents) into --db."""
-    from api.render import render_report
+    """Validate and index a catalog (scenes, ads, consents) into --db. Re-running resumes: unchanged scenes
+    are skipped."""
+    from api.render import render_index_summary, render_report
     from indexer.pipeline import IndexOptions, index_catalog
 
     if not (scenes or ads or consents):
@@ -115,9 +121,44 @@ def index(
         media_root=media_root,
         workers=workers,
         progress=not quiet and sys.stderr.isatty(),
+        chunk_size=chunk_size,
     )
     report = index_catalog(options, scenes, ads, consents)
-    print(render_report(report))
+    print(render_index_summary(report), file=sys.stderr)
+    print(json.dumps(report.to_dict(), indent=2) if as_json else render_report(report))
+
+
+@app.command()
+def validate(
+    scenes: Annotated[Path | None, typer.Option(help="scenes.jsonl. Default: none.")] = None,
+    ads: Annotated[Path | None, typer.Option(help="ads.jsonl. Default: none.")] = None,
+    consents: Annotated[Path | None, typer.Option(help="consents.jsonl. Default: none.")] = None,
+    db: Annotated[
+        Path | None, typer.Option("--db", help="Check parents and creatives against this index too. Default: none.")
+    ] = None,
+    strict: Annotated[bool, typer.Option(help="Apply `index --strict` rules. Default: off.")] = False,
+    media_root: Annotated[
+        Path | None, typer.Option(help="Media must live under this folder. Default: the scenes file's folder.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON. Default: text.")] = False,
+) -> None:
+    """Run every check `index` makes and write nothing; exit 0 when no record would be rejected, else 1."""
+    from api.render import render_summary
+    from indexer.schema import SCENES
+    from indexer.store import Store
+    from indexer.validation import rejected_summary, validate_catalog
+
+    if not (scenes or ads or consents):
+        raise typer.BadParameter("give at least one of --scenes, --ads, --consents")
+    stored = set(Store.open(db).ids(SCENES)) if db is not None else set()
+    result = validate_catalog(scenes, ads, consents, stored, media_root, strict=strict)
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        errors = "".join(f"\n  rejecting {e}" for e in result.errors[:50])
+        changes, rejected = result.changes.to_list(), rejected_summary(result.errors)
+        print(render_summary(result.accepted, changes, rejected, result.lineage_gaps) + errors)
+    raise typer.Exit(1 if result.errors else 0)
 
 
 @app.command()

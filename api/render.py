@@ -63,10 +63,42 @@ def render_response(response: SearchResponse, width: int = 100) -> str:
     return "\n".join(lines)
 
 
+def render_summary(
+    accepted: dict[str, int], changes: list[dict[str, Any]], rejected: list[dict[str, Any]], gaps: dict[str, str]
+) -> str:
+    """The end-of-run summary (stderr): what was accepted, which shapes were changed, what was rejected."""
+    lines = ["accepted: " + (", ".join(f"{n} {kind}" for kind, n in accepted.items()) or "nothing")]
+    if changes:
+        lines.append("changed (record kept; the record as given is stored too):")
+        for c in changes:
+            lines.append(
+                f"  {c['kind']:<10} {c['field']}: {c['reason']}  x{c['count']}  e.g. {', '.join(c['examples'])}"
+            )
+    rejected_total = sum(r["count"] for r in rejected)
+    lines.append(f"rejected: {rejected_total}")
+    for r in rejected:
+        lines.append(f"  {r['field']}: {r['reason']}  x{r['count']}  e.g. {', '.join(r['examples'])}")
+    if gaps:
+        shown = ", ".join(f"{s} -> {p}" for s, p in list(gaps.items())[:3])
+        lines.append(f"lineage gaps: {len(gaps)} scene(s) whose remix parent is not indexed yet (kept; e.g. {shown})")
+    return "\n".join(lines)
+
+
+def render_index_summary(report: IndexReport) -> str:
+    data = report.to_dict()
+    accepted = {"scenes": report.scenes + report.unchanged, "ads": report.ads, "consents": report.consents}
+    text = render_summary(accepted, data["changes"], data["rejected"], report.lineage_gaps)
+    if report.unchanged:
+        text += (
+            f"\nunchanged: {report.unchanged} scene(s) already stored with the same content (skipped, not re-encoded)"
+        )
+    return text
+
+
 def render_report(report: IndexReport) -> str:
     lines = [
         f"indexed {report.scenes} scenes ({report.shots} shots), {report.ads} ads, {report.consents} consents "
-        f"into {report.db} in {report.seconds:.1f}s",
+        f"into {report.db} in {report.seconds:.1f}s" + (f"; {report.unchanged} unchanged" if report.unchanged else ""),
         "visual channel: on (CLIP loaded)"
         if report.clip_status == "loaded"
         else f"visual channel: OFF, text channels only ({report.clip_status})",

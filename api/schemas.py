@@ -203,6 +203,7 @@ class SceneFieldsPublic(BaseModel):
     categories: list[str]
     skus: list[str]
     parent_id: str | None
+    parent_missing: bool = Field(default=False, description="parent_id names a scene not in the index (yet).")
     family_id: str
 
 

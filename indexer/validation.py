@@ -7,6 +7,7 @@ the index.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,7 @@ def rejected_summary(errors: list[RecordError]) -> list[dict[str, Any]]:
 
 
 def _generic(reason: str) -> str:
-    return reason.split(" '")[0] if "'" in reason else reason
+    return re.sub(r"'[^']*'", "'…'", reason)
 
 
 def reject_strict_changes(loaded: Loaded[Any]) -> None:
@@ -83,6 +84,8 @@ def validate_catalog(
         for lines in chunked(catalog.iter_records(scenes, Scene), CHUNK):
             loaded = catalog.collect(scenes, lines, seen)
             catalog.check_media(loaded, media_root(scenes, root))
+            if strict:
+                reject_strict_changes(loaded)  # before the lineage check: a rejected scene is no parent
             lineage.check(loaded)
             _accept(result, "scenes", loaded, strict)
         result.lineage_gaps = lineage.gaps()

@@ -48,6 +48,7 @@ class SceneHit:
     categories: list[str]
     skus: list[str]
     parent_id: str | None
+    parent_missing: bool  # a lineage gap: parent_id names a scene that is not in the index (yet)
     family_id: str
     variants: list[str]
     best_shot: ShotRef | None

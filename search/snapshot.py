@@ -148,6 +148,7 @@ class Snapshot:
             "categories": list(cols[SceneCol.CATEGORIES][row] or []),
             "skus": list(cols[SceneCol.SKUS][row] or []),
             "parent_id": cols[SceneCol.PARENT][row],
+            "parent_missing": bool(cols[SceneCol.PARENT][row]) and cols[SceneCol.PARENT][row] not in self.row,
             "family_id": self.ids[int(self.family[row])],
         }
 

@@ -77,6 +77,7 @@ def scene_hit_public(hit: SceneHit, explain: bool) -> SceneHitPublic:
         categories=hit.categories,
         skus=hit.skus,
         parent_id=hit.parent_id,
+        parent_missing=hit.parent_missing,
         family_id=hit.family_id,
         variants=hit.variants,
         best_shot=shot_public(hit.best_shot) if hit.best_shot else None,

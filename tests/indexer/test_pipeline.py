@@ -11,7 +11,7 @@ import pytest
 from indexer import ann
 from indexer.errors import CatalogError, IndexMismatchError
 from indexer.pipeline import Encoders, IndexOptions, index_catalog, load_encoders
-from indexer.schema import SCHEMA_VERSION, ADS, CONSENTS, SCENES, SHOTS, SceneCol
+from indexer.schema import ADS, CONSENTS, SCENES, SCHEMA_VERSION, SHOTS, SceneCol
 from indexer.store import Store
 from tests.helpers import write_jsonl
 
