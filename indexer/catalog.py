@@ -156,7 +156,7 @@ def parse_record(source: Source, number: int, line: Any, model: type[R]) -> Pars
     if not isinstance(raw, dict):
         return Parsed(number, error=RecordError(source, number, "(line)", "expected a JSON object"))
     raw_id = raw.get(id_field(model)) if isinstance(raw.get(id_field(model)), str) else None
-    strict, data, dropped = STRICT_FIELDS.get(model, frozenset()), copy.deepcopy(raw), []
+    strict, data, dropped = STRICT_FIELDS.get(model, frozenset()), raw, []
     for _ in range(MAX_DROPS):
         changes: list[Change] = []
         try:
@@ -170,6 +170,8 @@ def parse_record(source: Source, number: int, line: Any, model: type[R]) -> Pars
                 return Parsed(number, error=RecordError(source, number, where, _reason(first), raw_id))
             # a missing sub-field (a product without a sku) drops the item that lacks it
             target = loc[:-1] if first["type"] == "missing" and len(loc) > 1 else loc
+            if data is raw:
+                data = copy.deepcopy(raw)  # the record as given stays untouched for source_json
             if not _drop(data, target):
                 return Parsed(number, error=RecordError(source, number, where, _reason(first), raw_id))
             path = ".".join(str(p) for p in target if not isinstance(p, int))

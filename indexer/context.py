@@ -72,22 +72,23 @@ def infer_contexts(scenes: list[Scene], vectors: np.ndarray, vocab: Vocabulary, 
     contexts = []
     for row, scene in enumerate(scenes):
         text = f"{scene.prompt} {scene.caption or ''}"
+        found = vocab.find(text)  # one lexicon pass per scene, filtered per slot below
         ctx = given_context(scene)
         for slot in ("setting", "time_of_day", "weather"):
             if getattr(ctx, slot) is None:
-                hits = vocab.find(text, slot)
+                hits = [h for h in found if h.label.slot == slot]
                 labels, slot_sims = sims[slot]
                 value = hits[0].label.name if hits else _best(slot_sims[row], labels, SIMILARITY_FLOOR[slot])
                 if value:
                     setattr(ctx, slot, value)
                     ctx.inferred.append(slot)
         if not ctx.tones:
-            named = list(dict.fromkeys(h.label.name for h in vocab.find(text, "tone")))[:MAX_TONES]
+            named = list(dict.fromkeys(h.label.name for h in found if h.label.slot == "tone"))[:MAX_TONES]
             labels, tone_sims = sims["tone"]
             ctx.tones = named or [t for t in [_best(tone_sims[row], labels, SIMILARITY_FLOOR["tone"])] if t]
             ctx.inferred.append("tone")
         if not ctx.categories:
-            ctx.categories = sorted({h.label.name for h in vocab.find(text, "category")})
+            ctx.categories = sorted({h.label.name for h in found if h.label.slot == "category"})
             if ctx.categories:
                 ctx.inferred.append("category")
         contexts.append(ctx)
