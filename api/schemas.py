@@ -284,6 +284,12 @@ class AdsMatchPublic(BaseModel):
 class ScenesUpsertPublic(BaseModel):
     accepted: list[str]
     rejected: list[ErrorDetail]
+    changes: list[dict[str, Any]] = Field(
+        default_factory=list, description="Tolerated shape changes by kind, field and reason (records kept)."
+    )
+    lineage_gaps: dict[str, str] = Field(
+        default_factory=dict, description="Accepted scene id -> remix parent not in the index (yet)."
+    )
     index_versions: dict[str, int]
 
 

@@ -29,6 +29,7 @@ def _ingest(service: Service, body: ScenesUpsertRequest) -> IndexReport:
         use_clip=service.engine.clip is not None,
         media_root=db,  # media named by API clients must already lie inside the index folder
         progress=False,
+        chunk_size=max(1, len(body.scenes)),  # one batch, one transaction: searches see it all at once
     )
     return index_catalog(options, Inline("request", body.scenes, base=db), encoders=service.encoders())
 
@@ -51,6 +52,8 @@ def upsert_scenes(body: ScenesUpsertRequest, service: ServiceDep, _: WriteAccess
     return ScenesUpsertPublic(
         accepted=accepted,
         rejected=record_details(report.errors),
+        changes=report.changes.to_list(),
+        lineage_gaps=report.lineage_gaps,
         index_versions=dict(service.snapshot.versions),
     )
 

@@ -39,7 +39,7 @@ def test_batch_upsert_reports_each_bad_record(writer: TestClient) -> None:
     batch = [
         _scene("api-ok-1", tone=["playful"], creator_id="creator-api"),
         {"scene_id": "api-bad-1"},  # no prompt
-        _scene("api-bad-2", parent_id="scn-missing"),
+        _scene("api-gap-2", parent_id="scn-missing"),  # a lineage gap: kept
         _scene("api-bad-3", media=["../../../../etc/passwd"]),
         _scene("api-bad-4", media=["nope.png"]),
         _scene("api-ok-1"),  # duplicate within the batch
@@ -49,11 +49,11 @@ def test_batch_upsert_reports_each_bad_record(writer: TestClient) -> None:
     response = writer.post("/v1/scenes", json={"scenes": batch}, headers=WRITE)
     assert response.status_code == 200, response.text
     data = response.json()
-    assert data["accepted"] == ["api-ok-1", "api-ok-2"]
+    assert data["accepted"] == ["api-ok-1", "api-gap-2", "api-ok-2"]
+    assert data["lineage_gaps"] == {"api-gap-2": "scn-missing"}
     rejected = {(e["line"], e["field"]) for e in data["rejected"]}
     assert rejected == {
         (2, "prompt"),
-        (3, "parent_id"),
         (4, "media.0"),
         (5, "media.0"),
         (6, "scene_id"),
