@@ -156,7 +156,8 @@ def parse_record(source: Source, number: int, line: Any, model: type[R]) -> Pars
     if not isinstance(raw, dict):
         return Parsed(number, error=RecordError(source, number, "(line)", "expected a JSON object"))
     raw_id = raw.get(id_field(model)) if isinstance(raw.get(id_field(model)), str) else None
-    strict, data, dropped = STRICT_FIELDS.get(model, frozenset()), raw, []
+    strict, data = STRICT_FIELDS.get(model, frozenset()), raw
+    dropped: list[Change] = []
     for _ in range(MAX_DROPS):
         changes: list[Change] = []
         try:
