@@ -130,6 +130,9 @@ def measure_model(scenes: Path, work: Path, model: str, args: argparse.Namespace
     out: dict[str, Any] = {"note": "" if semantic else "hash:* is a deterministic stand-in, NOT a semantic model"}
     if semantic:
         out["raw_encoder_rows_per_s_before"] = raw_encoder_rows_per_s(scenes, model, args.raw_sample)
+    if args.kill_only:
+        out["kill_resume"] = killed_and_resumed(scenes, work / f"kill-{name}", model, args.chunk_size, args.scenes)
+        return out
     out["clean"] = clean_run(scenes, work / f"clean-{name}", model, args.chunk_size)
     if semantic:
         out["raw_encoder_rows_per_s_after"] = raw_encoder_rows_per_s(scenes, model, args.raw_sample)
@@ -150,13 +153,16 @@ def main() -> None:
     parser.add_argument("--chunk-size", type=int, default=5000)
     parser.add_argument("--raw-sample", type=int, default=5000, help="texts for the raw encoder measurement")
     parser.add_argument("--no-kill", action="store_true", help="skip the kill -9 / resume run")
+    parser.add_argument("--kill-only", action="store_true", help="only the kill -9 / resume run (no clean run)")
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     work.mkdir(parents=True, exist_ok=True)
     made = time.perf_counter()
-    scenes, _, _ = synthetic_catalog(args.scenes, work)
+    scenes = work / "scenes.jsonl"
+    if not (args.kill_only and scenes.is_file()):  # --kill-only reuses the catalog of an earlier run in --workdir
+        scenes, _, _ = synthetic_catalog(args.scenes, work)
     result: dict[str, Any] = {
         "scenes": args.scenes,
         "catalog_mb": round(scenes.stat().st_size / 1024**2, 1),
