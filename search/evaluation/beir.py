@@ -2,7 +2,8 @@
 
 Each corpus document becomes a scene whose prompt is `title. text`, so the dense channel embeds exactly what
 BEIR's sentence-transformers baselines embed and the full-text channel indexes title and body as one field.
-Only the queries judged in the split are evaluated. Slot inference is off: scene slots mean nothing here.
+Only the queries judged in the split are evaluated. Slot inference is off by default (`context=True` runs the
+full pipeline, inferring setting, time, weather, tone and category as for any catalog: the do-no-harm check).
 """
 
 from __future__ import annotations
@@ -98,9 +99,15 @@ def load_beir(folder: Path, split: str = "test", limit_docs: int | None = None) 
     return BeirDataset(folder, split, corpus, queries, qrels)
 
 
-def index_beir(dataset: BeirDataset, db: Path, encoders: Encoders | None = None, progress: bool = False) -> IndexReport:
-    """A fresh text-only index of the corpus (no CLIP, no slot inference)."""
-    options = IndexOptions(db=db, rebuild=True, use_clip=False, infer_context=False, progress=progress)
+def index_beir(
+    dataset: BeirDataset,
+    db: Path,
+    encoders: Encoders | None = None,
+    progress: bool = False,
+    context: bool = False,
+) -> IndexReport:
+    """A fresh index of the corpus: no CLIP; slot inference only with `context`."""
+    options = IndexOptions(db=db, rebuild=True, use_clip=False, infer_context=context, progress=progress)
     return index_catalog(options, dataset.scenes, encoders=encoders)
 
 
@@ -118,16 +125,17 @@ def beir_index(
     rebuild: bool = False,
     encoders: Encoders | None = None,
     progress: bool = False,
+    context: bool = False,
 ) -> Iterator[Path]:
     """An index of the corpus: `db` reused when it already holds it (unless `rebuild`), else built there or in a
     temporary folder that is removed afterwards."""
     if db is not None:
         if rebuild or not holds_corpus(db, dataset):
-            index_beir(dataset, db, encoders, progress)
+            index_beir(dataset, db, encoders, progress, context)
         yield db
         return
     with tempfile.TemporaryDirectory(prefix="visual-intent-beir-") as tmp:
-        index_beir(dataset, Path(tmp) / "index", encoders, progress)
+        index_beir(dataset, Path(tmp) / "index", encoders, progress, context)
         yield Path(tmp) / "index"
 
 
