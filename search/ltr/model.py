@@ -1,5 +1,8 @@
 """The learned-fusion model: a LightGBM LambdaMART ranker over `search.ltr.features`, saved as a small text
-file with a JSON training manifest next to it (`search/ltr/models/`).
+file with a JSON training manifest next to it (`search/ltr/models/`, written by `visual-intent train-fusion`).
+
+No model ships with the package: on the judged sets it did not beat the hand-set weighted fusion on held-out
+folds (README, "Learned fusion"). `--fusion learned` uses a model you train.
 
 The manifest records the feature names in order; loading a model whose features differ from the code's is an
 error that says to retrain, never a silent mis-scoring.
@@ -78,9 +81,10 @@ class LearnedFusion:
         return [model, info]
 
     @classmethod
-    def load(cls, folder: Path = MODELS, name: str = MODEL_NAME) -> LearnedFusion:
+    def load(cls, folder: Path | None = None, name: str = MODEL_NAME) -> LearnedFusion:
         import lightgbm as lgb
 
+        folder = folder or MODELS
         model, info = folder / f"{name}.txt", folder / f"{name}.json"
         if not model.is_file() or not info.is_file():
             raise ModelError(f"learned fusion model {model} not found; train it with `visual-intent train-fusion`")

@@ -1,17 +1,25 @@
 """Slots as evidence: slot agreement re-ranks what retrieval found, weighs guesses by confidence, and collapse
-folds only near-duplicate remixes. A real index (LanceDB, FAISS, MiniLM) of a small catalog."""
+folds only near-duplicate remixes; learned fusion over the same candidates. A real index (LanceDB, FAISS,
+MiniLM) of a small catalog, a real LightGBM model."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from indexer.encoders import SentenceTransformerEncoder
 from indexer.pipeline import Encoders, IndexOptions, index_catalog
+from indexer.schema import Query
 from search.engine import PRESETS, Engine, SearchOptions
 from search.intent import EMBED_FLOOR, embedding_confidence
+from search.ltr import model as model_module
+from search.ltr.features import FEATURES
+from search.ltr.model import MODEL_NAME, LearnedFusion, ModelError
+from search.ltr.train import JudgedSet, collect, cross_validate, train
 from tests.helpers import ADS, CONSENTS, SCENES, SNEAKER, write_jsonl
 
 NOW = datetime(2026, 11, 25, tzinfo=timezone.utc)
@@ -92,3 +100,70 @@ def test_agreement_matrix_matches_the_explained_slots(engine: Engine) -> None:
     assert agreement is not None and agreement.shape == (len(found.terms), len(engine.snapshot))
     row = engine.snapshot.row["s7"]
     assert bool(np.all(agreement[:, row]))  # s7 matches category, setting and time
+
+
+JUDGED = {  # a few graded queries over the small catalog, for learned fusion
+    "q1": ("red parka on a snowy mountain", {"s1": 3, "s2": 2}),
+    "q2": ("sneakers on a rooftop, upbeat", {"s7": 3, "s9": 3, "s10": 1}),
+    "q3": ("leather sofa by the fireplace", {"s4": 3}),
+    "q4": ("sneakers on a wet street after dark", {"s8": 3, "s10": 1}),
+    "q5": ("a wooden dock on a lake", {f"lake{i}": 2 for i in range(6)}),
+}
+
+
+def _judged() -> tuple[list[Query], dict[str, dict[str, int]]]:
+    queries = [Query(query_id=q, text=text) for q, (text, _) in JUDGED.items()]
+    return queries, {q: grades for q, (_, grades) in JUDGED.items()}
+
+
+def test_learned_fusion_features_are_per_candidate_and_scale_free(engine: Engine) -> None:
+    queries, qrels = _judged()
+    groups = collect("tiny", engine, queries, qrels, NOW)
+    assert [g.query_id for g in groups] == list(JUDGED)
+    for group in groups:
+        assert group.features.shape == (len(group.doc_ids), len(FEATURES))
+        scores = group.features[:, [FEATURES.index(f"{c}_score") for c in ("dense", "fts")]]
+        assert scores.min() >= 0.0 and scores.max() <= 1.0 + 1e-6
+    parka = groups[0]
+    assert parka.grades[parka.doc_ids.index("s1")] == 3
+    assert "s3" not in parka.doc_ids  # ineligible scenes are never candidates
+
+
+def test_learned_fusion_trains_cross_validates_saves_and_ranks(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    queries, qrels = _judged()
+    groups = collect("tiny", engine, queries, qrels, NOW)
+    cv = cross_validate(groups, k=5, seed=0, min_data_in_leaf=1, min_data_in_bin=1, rounds=20)
+    assert sorted(cv.fold_of.tolist()) == [0, 1, 2, 3, 4]  # one query held out per fold
+    assert all(len(s) == len(g.doc_ids) for s, g in zip(cv.held_out, groups, strict=True))
+    report = train([JudgedSet("tiny", engine, queries, qrels, NOW, "inline")], tmp_path, k=5)
+    manifest = json.loads((tmp_path / f"{MODEL_NAME}.json").read_text())
+    assert manifest["features"] == list(FEATURES) and manifest["trained_on"]["tiny"]["queries"] == 5
+    assert set(report.held_out["tiny"]) == {"learned", "rrf"}
+    loaded = LearnedFusion.load(tmp_path)
+    assert np.allclose(
+        loaded.score(groups[0].features), LearnedFusion(report_booster(tmp_path)).score(groups[0].features)
+    )
+    monkeypatch.setattr(model_module, "MODELS", tmp_path)
+    model_module.default_model.cache_clear()
+    try:
+        learned = engine.search("red parka on a snowy mountain", k=5, options=SearchOptions(fusion="learned"), now=NOW)
+        assert learned.scenes and learned.fusion == "learned"
+    finally:
+        model_module.default_model.cache_clear()
+
+
+def test_a_model_trained_on_other_features_is_refused(tmp_path: Path) -> None:
+    (tmp_path / f"{MODEL_NAME}.txt").write_text("tree\n")
+    (tmp_path / f"{MODEL_NAME}.json").write_text(json.dumps({"features": ["something_else"]}))
+    with pytest.raises(ModelError, match="retrain"):
+        LearnedFusion.load(tmp_path)
+    with pytest.raises(ModelError, match="train-fusion"):
+        LearnedFusion.load(tmp_path / "missing")
+
+
+def report_booster(folder: Path) -> object:
+    import lightgbm as lgb
+
+    return lgb.Booster(model_file=str(folder / f"{MODEL_NAME}.txt"))
