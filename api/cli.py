@@ -357,6 +357,10 @@ def eval_beir(
         typer.Option("--db", help="Index folder, reused when it holds this corpus. Default: a temporary folder."),
     ] = None,
     rebuild: Annotated[bool, typer.Option(help="Re-index even when --db holds the corpus. Default: off.")] = False,
+    context: Annotated[
+        bool,
+        typer.Option(help="Index through the full pipeline, inferring scene slots (setting, tone, ...). Default: off."),
+    ] = False,
     variant: VariantsOption = None,
     depth: DepthOption = 100,
     as_json: JsonOption = False,
@@ -365,7 +369,8 @@ def eval_beir(
     seed: SeedOption = 0,
     no_ann_recall: NoAnnOption = False,
 ) -> None:
-    """Index a BEIR corpus as text-only scenes and evaluate it. Default variants: dense, fts, fusion."""
+    """Index a BEIR corpus as scenes (text-only unless --context) and evaluate it. Default variants: dense, fts,
+    fusion."""
     from search.engine import Engine
     from search.evaluation.beir import beir_index, beir_spec, load_beir
     from search.evaluation.experiment import evaluate_spec
@@ -373,7 +378,7 @@ def eval_beir(
     data = load_beir(dataset, split)
     spec = beir_spec(data, variant or ["dense", "fts", "fusion"], depth, seed)
     spec.ann_recall = not no_ann_recall
-    with beir_index(data, db, rebuild, progress=sys.stderr.isatty()) as path:
+    with beir_index(data, db, rebuild, progress=sys.stderr.isatty(), context=context) as path:
         result = evaluate_spec(spec, Engine.open(path, use_clip=False), data.queries, data.qrels)
     _emit_evaluation(result, as_json, report, run_out)
 

@@ -63,7 +63,8 @@ def slot_terms(snap: Snapshot, frame: IntentFrame) -> Iterator[SlotTerm]:
                 known = np.asarray(codes.codes >= 0, dtype=bool)
             else:
                 hot = multi[slot]
-                match, known = hot.column(value.value), hot.matrix.any(axis=1)
+                match = hot.column(value.value)
+                known = np.asarray(hot.matrix.any(axis=1), dtype=bool)
             yield SlotTerm(slot, value.value, value.source, SLOT_WEIGHTS[slot], value.confidence, match, known)
 
 

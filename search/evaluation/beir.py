@@ -19,7 +19,7 @@ from typing import Any
 from indexer.catalog import Inline
 from indexer.errors import CatalogError
 from indexer.pipeline import Encoders, IndexOptions, IndexReport, index_catalog
-from indexer.schema import SCENES, Query, is_valid_id
+from indexer.schema import SCENES, Query, SceneCol, is_valid_id
 from indexer.store import Store
 from search.evaluation.experiment import ExperimentSpec, adhoc_spec
 from search.evaluation.metrics import Qrels, read_tsv_qrels
@@ -111,11 +111,16 @@ def index_beir(
     return index_catalog(options, dataset.scenes, encoders=encoders)
 
 
-def holds_corpus(db: Path, dataset: BeirDataset) -> bool:
-    """Whether `db` is an index of exactly this corpus (same document ids), so it can be reused."""
+def holds_corpus(db: Path, dataset: BeirDataset, context: bool = False) -> bool:
+    """Whether `db` is an index of exactly this corpus (same document ids), indexed with context inference when
+    `context` asks for it and without when not, so it can be reused."""
     if not (db / "manifest.json").is_file():
         return False
-    return set(Store.open(db).ids(SCENES)) == {doc["scene_id"] for doc in dataset.corpus}
+    store = Store.open(db)
+    if set(store.ids(SCENES)) != {doc["scene_id"] for doc in dataset.corpus}:
+        return False
+    inferred = store.columns(SCENES, [SceneCol.INFERRED]).column(SceneCol.INFERRED).to_pylist()
+    return any(inferred) == context
 
 
 @contextmanager
@@ -130,7 +135,7 @@ def beir_index(
     """An index of the corpus: `db` reused when it already holds it (unless `rebuild`), else built there or in a
     temporary folder that is removed afterwards."""
     if db is not None:
-        if rebuild or not holds_corpus(db, dataset):
+        if rebuild or not holds_corpus(db, dataset, context):
             index_beir(dataset, db, encoders, progress, context)
         yield db
         return
