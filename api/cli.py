@@ -176,7 +176,9 @@ def search(
             help="Ranking preset (dense, fts, clip, slots, fusion, full, full+collapse). Default: full+collapse."
         ),
     ] = "full+collapse",
-    fusion: Annotated[str | None, typer.Option(help="rrf or weighted. Default: the variant's.")] = None,
+    fusion: Annotated[
+        str | None, typer.Option(help="weighted, rrf or learned (a model from train-fusion). Default: the variant's.")
+    ] = None,
     no_collapse: Annotated[bool, typer.Option("--no-collapse", help="Return every remix, not one per family.")] = False,
     mmr: Annotated[float | None, typer.Option(help="MMR diversity lambda in [0,1], e.g. 0.7. Default: off.")] = None,
     dwell_weight: Annotated[float | None, typer.Option(help="Engagement prior weight. Default: 0 (off).")] = None,

@@ -33,6 +33,7 @@ def test_scenario_query_returns_scenes_shots_ads_and_frame(client: TestClient) -
     data = _search(client, query="what would my living room look like with this sofa", sku="SKU-SOF-001", k=5)
     assert data["frame"]["product"]["sku"] == "SKU-SOF-001"
     assert data["frame"]["setting"]["value"] == "living_room"
+    assert data["frame"]["setting"]["confidence"] == 1.0  # named by the lexicon, not guessed
     assert 1 <= len(data["scenes"]) <= 5
     top = data["scenes"][0]
     assert "SKU-SOF-001" in top["skus"] and top["matched_slots"].get("sku") == "SKU-SOF-001"
