@@ -181,7 +181,9 @@ def search(
             help="Ranking preset (dense, fts, clip, slots, fusion, full, full+collapse). Default: full+collapse."
         ),
     ] = "full+collapse",
-    fusion: Annotated[str | None, typer.Option(help="rrf or weighted. Default: the variant's.")] = None,
+    fusion: Annotated[
+        str | None, typer.Option(help="weighted, rrf or learned (a model from train-fusion). Default: the variant's.")
+    ] = None,
     no_collapse: Annotated[bool, typer.Option("--no-collapse", help="Return every remix, not one per family.")] = False,
     mmr: Annotated[float | None, typer.Option(help="MMR diversity lambda in [0,1], e.g. 0.7. Default: off.")] = None,
     dwell_weight: Annotated[float | None, typer.Option(help="Engagement prior weight. Default: 0 (off).")] = None,
@@ -362,6 +364,10 @@ def eval_beir(
         typer.Option("--db", help="Index folder, reused when it holds this corpus. Default: a temporary folder."),
     ] = None,
     rebuild: Annotated[bool, typer.Option(help="Re-index even when --db holds the corpus. Default: off.")] = False,
+    context: Annotated[
+        bool,
+        typer.Option(help="Index through the full pipeline, inferring scene slots (setting, tone, ...). Default: off."),
+    ] = False,
     variant: VariantsOption = None,
     depth: DepthOption = 100,
     as_json: JsonOption = False,
@@ -371,7 +377,8 @@ def eval_beir(
     no_ann_recall: NoAnnOption = False,
     text_model: TextModelOption = DEFAULT_TEXT_MODEL,
 ) -> None:
-    """Index a BEIR corpus as text-only scenes and evaluate it. Default variants: dense, fts, fusion."""
+    """Index a BEIR corpus as scenes (text-only unless --context) and evaluate it. Default variants: dense, fts,
+    fusion."""
     from search.engine import Engine
     from search.evaluation.beir import beir_index, beir_spec, load_beir
     from search.evaluation.experiment import evaluate_spec
@@ -379,9 +386,58 @@ def eval_beir(
     data = load_beir(dataset, split)
     spec = beir_spec(data, variant or ["dense", "fts", "fusion"], depth, seed)
     spec.ann_recall = not no_ann_recall
-    with beir_index(data, db, rebuild, progress=sys.stderr.isatty(), text_model=text_model) as path:
+    with beir_index(data, db, rebuild, progress=sys.stderr.isatty(), context=context, text_model=text_model) as path:
         result = evaluate_spec(spec, Engine.open(path, use_clip=False), data.queries, data.qrels)
     _emit_evaluation(result, as_json, report, run_out)
+
+
+@app.command("train-fusion")
+def train_fusion(
+    db: Annotated[Path, typer.Option("--db", help="Index of the judged catalog (e.g. the fixtures).")],
+    queries: Annotated[Path, typer.Option(help="Its queries JSONL.")] = FIXTURES / "catalog" / "queries.jsonl",
+    qrels: Annotated[Path, typer.Option(help="Its TREC qrels.")] = FIXTURES / "catalog" / "qrels.txt",
+    now: Annotated[str, typer.Option(help="Consent time for the catalog queries.")] = "2026-11-25T00:00:00Z",
+    name: Annotated[str, typer.Option(help="The catalog set's name in the manifest. Default: fixtures.")] = "fixtures",
+    beir: Annotated[Path | None, typer.Option(help="A BEIR dataset folder to train on too. Default: none.")] = None,
+    beir_db: Annotated[
+        Path | None, typer.Option(help="Its index, built with context inference (reused). Default: a temp folder.")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Model folder. Default: search/ltr/models.")] = Path("search/ltr/models"),
+    folds: Annotated[int, typer.Option(callback=_positive, help="Cross-validation folds. Default: 5.")] = 5,
+    seed: SeedOption = 0,
+) -> None:
+    """Train learned fusion (LightGBM LambdaMART) on judged sets; prints held-out nDCG@10 against RRF."""
+    from contextlib import ExitStack
+
+    from indexer.catalog import read_queries
+    from search.engine import Engine
+    from search.evaluation.beir import beir_index, load_beir
+    from search.evaluation.experiment import parse_time
+    from search.evaluation.metrics import read_trec_qrels
+    from search.ltr.train import JudgedSet, train
+
+    sets = [
+        JudgedSet(
+            name,
+            Engine.open(db, use_clip=False),
+            read_queries(queries),
+            read_trec_qrels(qrels),
+            parse_time(now),
+            str(qrels),
+        )
+    ]
+    with ExitStack() as stack:
+        if beir is not None:
+            data = load_beir(beir)
+            path = stack.enter_context(beir_index(data, beir_db, progress=sys.stderr.isatty(), context=True))
+            source = str(beir / "qrels" / "test.tsv")
+            sets.append(
+                JudgedSet(
+                    beir.resolve().name, Engine.open(path, use_clip=False), data.queries, data.qrels, None, source
+                )
+            )
+        report = train(sets, out, k=folds, seed=seed)
+    print(json.dumps(report.to_json(), indent=2))
 
 
 experiment_app = typer.Typer(no_args_is_help=True, help="Relevance experiments described in TOML files.")

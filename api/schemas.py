@@ -232,6 +232,7 @@ class SlotValuePublic(BaseModel):
     source: str
     evidence: str
     score: float | None = None
+    confidence: float = Field(default=1.0, description="1 for lexicon/product slots; lower for embedding guesses.")
 
 
 class NegationPublic(BaseModel):

@@ -64,7 +64,7 @@ class Vocabulary:
     def _pattern(self) -> tuple[re.Pattern[str], dict[str, list[Label]]]:
         owners: dict[str, list[Label]] = {}
         for item in self.labels:
-            for term in (*item.terms, item.words):
+            for term in dict.fromkeys((*item.terms, item.words)):  # a label named as its own term counts once
                 owners.setdefault(term, []).append(item)
         # longest first, so "late afternoon" wins over "afternoon"
         alternation = "|".join(re.escape(t) for t in sorted(owners, key=len, reverse=True))

@@ -7,17 +7,16 @@ them before anything is ranked downstream. No user text reaches a LanceDB filter
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
 
 from indexer.schema import AdCol, SceneCol
-from search.intent import IntentFrame
+from search import evidence
 from search.snapshot import Snapshot
 
-# Slot-agreement weights: what a shopper names first (the product) matters most.
-SLOT_WEIGHTS = {"sku": 4.0, "category": 3.0, "setting": 2.0, "time_of_day": 1.5, "weather": 1.0, "tone": 1.0}
 FTS_MAX_FETCH = 5_000
 
 
@@ -91,32 +90,11 @@ def ad_keyword_hits(snap: Snapshot, text: str, limit: int) -> list[tuple[str, fl
     return [(hit[AdCol.ID], float(hit["_score"])) for hit in hits]
 
 
-def slot_scores(snap: Snapshot, frame: IntentFrame) -> tuple[np.ndarray, float]:
-    """Weighted agreement of every row with the frame's slots, and the total weight asked."""
-    score = np.zeros(len(snap), dtype=np.float32)
-    total = 0.0
-    asked = frame.asked()
-    if frame.product and frame.sku in snap.sku_rows:
-        score[snap.sku_rows[frame.sku]] += SLOT_WEIGHTS["sku"]
-        total += SLOT_WEIGHTS["sku"]
-    for value in asked.get("category", []):
-        score += SLOT_WEIGHTS["category"] * snap.categories.column(value)
-        total += SLOT_WEIGHTS["category"]
-    for slot, codes in (("setting", snap.setting), ("time_of_day", snap.time_of_day), ("weather", snap.weather)):
-        for value in asked.get(slot, []):
-            score += SLOT_WEIGHTS[slot] * (codes.codes == codes.code(value))
-            total += SLOT_WEIGHTS[slot]
-    for value in asked.get("tone", []):
-        score += SLOT_WEIGHTS["tone"] * snap.tones.column(value)
-        total += SLOT_WEIGHTS["tone"]
-    return score, total
-
-
-def slots(snap: Snapshot, frame: IntentFrame, allowed: np.ndarray, depth: int) -> ChannelResult:
-    score, total = slot_scores(snap, frame)
-    if total == 0:
+def slots(terms: Sequence[evidence.SlotTerm], candidates: np.ndarray) -> ChannelResult:
+    """Slot agreement over `candidates` (rows the retrieval channels found; see `search.evidence`)."""
+    score = evidence.agreement(terms)
+    if not len(score) or not len(candidates):
         return ChannelResult.empty("slots")
-    score = np.where(allowed, score / total, 0.0)
-    candidates = np.flatnonzero(score > 0)
-    order = candidates[np.argsort(-score[candidates], kind="stable")][:depth]
+    rows = candidates[score[candidates] > 0]
+    order = rows[np.argsort(-score[rows], kind="stable")]
     return ChannelResult("slots", order.astype(np.int64), score[order].astype(np.float32))

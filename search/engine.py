@@ -20,12 +20,12 @@ from indexer.encoders import ClipModel, ClipSpec, Encoder, is_semantic, load_cli
 from indexer.errors import IndexMismatchError
 from indexer.store import ClipInfo, Store
 from indexer.vocab import Vocabulary
-from search import channels, rerank
+from search import channels, evidence, rerank
 from search.ads import match_ads, rank_ads_by_text
 from search.consent import now_utc
 from search.explain import ad_hit, scene_hit
 from search.filters import SceneFilters
-from search.fusion import fuse
+from search.fusion import LEARNED, fuse
 from search.intent import IntentFrame, IntentParser
 from search.results import SearchResponse
 from search.snapshot import Snapshot
@@ -57,11 +57,32 @@ PRESETS: dict[str, SearchOptions] = {
     "dense": SearchOptions(channels=("dense",), intent=False, collapse=False),
     "fts": SearchOptions(channels=("fts",), intent=False, collapse=False),
     "clip": SearchOptions(channels=("clip",), intent=False, collapse=False),
-    "slots": SearchOptions(channels=("slots",), collapse=False),
+    # slot evidence alone, over the dense and full-text candidates (their scores weigh nothing)
+    "slots": SearchOptions(
+        channels=("dense", "fts", "slots"), weights={"dense": 0.0, "fts": 0.0, "slots": 1.0}, collapse=False
+    ),
     "fusion": SearchOptions(channels=("dense", "fts", "clip"), fusion="rrf", intent=False, collapse=False),
     "full": SearchOptions(collapse=False),
     "full+collapse": SearchOptions(),
 }
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """One query's channel results under one snapshot, before fusion."""
+
+    snap: Snapshot
+    frame: IntentFrame
+    allowed: np.ndarray
+    query_vec: np.ndarray
+    clip_vec: np.ndarray | None
+    results: list[channels.ChannelResult]
+    now: datetime
+    terms: list[evidence.SlotTerm]  # the frame's slot values matched against every row
+
+    def agreement(self) -> np.ndarray | None:
+        """Which slot terms each row matches (terms x rows), or None when the frame asks nothing."""
+        return np.stack([t.match for t in self.terms]) if self.terms else None
 
 
 class Engine:
@@ -121,19 +142,18 @@ class Engine:
     def parse(self, text: str, sku: str | None = None) -> IntentFrame:
         return self.parser.parse(text, sku, self.snapshot.products)
 
-    def search(
+    def retrieve(
         self,
         text: str,
         sku: str | None = None,
         use: str = "search",
-        k: int = 10,
         options: SearchOptions | None = None,
         filters: SceneFilters | None = None,
         now: datetime | None = None,
         clip_query: np.ndarray | None = None,
-    ) -> SearchResponse:
-        """`clip_query`: a CLIP-space vector (e.g. an encoded reference image) used instead of the query text's
-        CLIP encoding in the visual channel and for picking best shots; the text channels still use the text."""
+    ) -> Retrieval:
+        """The frame, the allowed mask and every channel's candidates for one query, before fusion (search uses
+        it; so does learned-fusion training, which needs the same candidates the ranking will see)."""
         options = options or SearchOptions()
         snap = self.snapshot  # one consistent version for the whole request
         now = now or now_utc()
@@ -151,28 +171,35 @@ class Engine:
                 if clip_query is None
                 else np.asarray(clip_query, dtype=np.float32).reshape(1, -1)
             )
+        terms = list(evidence.slot_terms(snap, frame)) if options.intent else []
         results = self._run_channels(snap, frame, options, allowed, query_vec, clip_vec)
-        fused = fuse(options.fusion, results, options.weights)
-        judged = (
-            rerank.apply_negations(snap, frame, fused, options.negation)
-            if options.intent
-            else {r: (s, []) for r, s in fused.items()}
-        )
-        rows = np.array(list(judged), dtype=np.int64)
-        prior = rerank.dwell_prior(snap, rows, options.dwell_weight)
-        ranked = [
-            rerank.Candidate(int(r), judged[int(r)][0] * float(p), notes=judged[int(r)][1])
-            for r, p in zip(rows, prior, strict=True)
-        ]
-        ranked.sort(key=lambda c: (-c.score, snap.ids[c.row]))
-        if options.collapse:
-            ranked = rerank.collapse(snap, ranked, allowed)
-        if options.mmr_lambda is not None:
-            ranked = rerank.mmr(snap, ranked, k, options.mmr_lambda)
+        if "slots" in options.channels and options.intent:
+            # slot agreement only re-ranks what retrieval found (plus exact sku matches): evidence, not a flood
+            found = evidence.candidate_rows(snap, frame, [r.rows for r in results], allowed)
+            results.append(channels.slots(terms, found))
+        return Retrieval(snap, frame, allowed, query_vec, clip_vec, results, now, terms)
+
+    def search(
+        self,
+        text: str,
+        sku: str | None = None,
+        use: str = "search",
+        k: int = 10,
+        options: SearchOptions | None = None,
+        filters: SceneFilters | None = None,
+        now: datetime | None = None,
+        clip_query: np.ndarray | None = None,
+    ) -> SearchResponse:
+        """`clip_query`: a CLIP-space vector (e.g. an encoded reference image) used instead of the query text's
+        CLIP encoding in the visual channel and for picking best shots; the text channels still use the text."""
+        options = options or SearchOptions()
+        found = self.retrieve(text, sku, use, options, filters, now, clip_query)
+        snap, frame, results = found.snap, found.frame, found.results
+        ranked = self.rank(found, options, k)
         top = ranked[:k]
-        scenes = [scene_hit(snap, c, frame, results, clip_vec) for c in top]
+        scenes = [scene_hit(snap, c, frame, results, found.clip_vec) for c in top]
         ads = (
-            match_ads(snap, frame, query_vec[0], [c.row for c in top[:5]], now, k=options.ads_k)
+            match_ads(snap, frame, found.query_vec[0], [c.row for c in top[:5]], found.now, k=options.ads_k)
             if options.ads_k
             else []
         )
@@ -188,6 +215,35 @@ class Engine:
             index_versions=dict(snap.versions),
             text_encoder=self.text_encoder_status,
         )
+
+    def rank(self, found: Retrieval, options: SearchOptions, k: int = 10) -> list[rerank.Candidate]:
+        """Fuse, apply negations and the prior, collapse and diversify: every candidate, best first."""
+        snap, frame = found.snap, found.frame
+        fused = self._fuse(found, options)
+        judged = (
+            rerank.apply_negations(snap, frame, fused, options.negation)
+            if options.intent
+            else {r: (s, []) for r, s in fused.items()}
+        )
+        rows = np.array(list(judged), dtype=np.int64)
+        prior = rerank.dwell_prior(snap, rows, options.dwell_weight)
+        ranked = [
+            rerank.Candidate(int(r), judged[int(r)][0] * float(p), notes=judged[int(r)][1])
+            for r, p in zip(rows, prior, strict=True)
+        ]
+        ranked.sort(key=lambda c: (-c.score, snap.ids[c.row]))
+        if options.collapse:
+            ranked = rerank.collapse(snap, ranked, found.allowed, found.agreement())
+        if options.mmr_lambda is not None:
+            ranked = rerank.mmr(snap, ranked, k, options.mmr_lambda)
+        return ranked
+
+    def _fuse(self, found: Retrieval, options: SearchOptions) -> dict[int, float]:
+        if options.fusion == LEARNED:
+            from search.ltr.model import learned_scores
+
+            return learned_scores(found.snap, found.frame, found.results, found.terms, found.allowed)
+        return fuse(options.fusion, found.results, options.weights)
 
     def rank_ads(
         self, text: str, sku: str | None = None, variant: str = "intent", k: int = 10, now: datetime | None = None
@@ -218,8 +274,6 @@ class Engine:
                 out.append(channels.full_text(snap, frame.search_text, allowed, options.depth))
             elif name == "clip" and clip_vec is not None:
                 out.append(channels.clip_text(snap, clip_vec, allowed, options.depth))
-            elif name == "slots" and options.intent:
-                out.append(channels.slots(snap, frame, allowed, options.depth))
             elif name not in CHANNELS:
                 raise ValueError(f"unknown channel '{name}' (choose {', '.join(CHANNELS)})")
         return out

@@ -26,6 +26,15 @@ SINGLE_SLOTS = ("setting", "time_of_day", "weather", "category")
 # Cosine floors for a query phrase to resolve a slot by embedding (higher than at index time:
 # a query phrase is short and a wrong slot costs more than an empty one).
 EMBED_FLOOR = {"setting": 0.45, "time_of_day": 0.45, "weather": 0.5, "tone": 0.42, "category": 0.5}
+# An embedding-resolved slot is evidence in proportion to its confidence: how far its similarity clears the
+# floor (full at floor + EMBED_SPAN) times how clearly it beats the runner-up label (full at EMBED_MARGIN).
+# A guess just over the floor, or one tied with a neighbouring label, can reorder a little, never lead.
+EMBED_SPAN = 0.15
+EMBED_MARGIN = 0.06
+# Cues that exclude a thing ("no logos") rather than deny a statement ("is not associated with"), and the most
+# plain words such a cue may name for the frame to take it as an exclusion.
+EXCLUSION_CUES = frozenset({"no", "without", "except", "excluding", "minus", "avoid", "nothing", "never"})
+MAX_NEGATED_TERMS = 2
 _WORD = re.compile(r"[a-z0-9][a-z0-9'’-]*")
 
 
@@ -35,6 +44,7 @@ class SlotValue:
     source: str  # lexicon | embedding | product
     evidence: str  # the words that gave it
     score: float | None = None
+    confidence: float = 1.0  # 1 for lexicon and product slots; see EMBED_SPAN for embedding ones
 
 
 @dataclass
@@ -60,6 +70,13 @@ class IntentFrame:
     negations: list[Negation] = field(default_factory=list)
     search_text: str = ""
     notes: list[str] = field(default_factory=list)
+
+    def slot_values(self) -> dict[str, list[SlotValue]]:
+        """Slot -> the asked values with their source and confidence."""
+        out = {slot: [getattr(self, slot)] for slot in SINGLE_SLOTS if getattr(self, slot) is not None}
+        if self.tones:
+            out["tone"] = list(self.tones)
+        return out
 
     def asked(self) -> dict[str, list[str]]:
         """Slot -> wanted labels, for slot agreement and explanations."""
@@ -118,6 +135,13 @@ def _inside(pos: int, spans: list[tuple[int, int, str]]) -> bool:
     return any(start <= pos < end for start, end, _ in spans)
 
 
+def embedding_confidence(score: float, runner_up: float, floor: float) -> float:
+    """Confidence in [0, 1] of a label resolved by similarity: clearance over the floor x margin over the next."""
+    clearance = min(max((score - floor) / EMBED_SPAN, 0.0), 1.0)
+    margin = min(max((score - runner_up) / EMBED_MARGIN, 0.0), 1.0)
+    return clearance * margin
+
+
 def _phrase_hit(text: str, table: dict[str, tuple[str, ...]]) -> SlotValue | None:
     for name, terms in table.items():
         for term in terms:
@@ -139,7 +163,7 @@ class IntentParser:
         frame = IntentFrame(text=text, sku=sku)
         spans = _negated_spans(lowered, self.lex)
         self._lexicon_slots(frame, lowered, spans)
-        self._negated_words(frame, lowered, spans)
+        spans = self._negated_words(frame, lowered, spans)
         self._reference(frame, lowered, sku, products or {})
         positive = self._positive_text(lowered, spans)
         if self.encoder is not None:
@@ -161,19 +185,31 @@ class IntentParser:
             elif getattr(frame, slot) is None:
                 setattr(frame, slot, SlotValue(value, "lexicon", hit.term))
 
-    def _negated_words(self, frame: IntentFrame, text: str, spans: list[tuple[int, int, str]]) -> None:
-        """Negated words no vocabulary label claimed: people, or plain terms to demote."""
+    def _negated_words(
+        self, frame: IntentFrame, text: str, spans: list[tuple[int, int, str]]
+    ) -> list[tuple[int, int, str]]:
+        """Record what the negated spans exclude; return the spans the frame understood.
+
+        A span is understood when it names a vocabulary label or people ("not at night", "without people"), or
+        when an exclusion cue names one or two plain words ("no logos": terms to demote). Any other negation
+        ("CRP is not predictive of mortality") states a fact the frame cannot model: its words stay in the
+        search text and nothing is excluded or demoted."""
         claimed = {n.evidence for n in frame.negations}
-        for start, end, _ in spans:
-            for word in _WORD.findall(text[start:end]):
-                if word in self.lex.people:
-                    if not any(n.slot == "people" for n in frame.negations):
-                        frame.negations.append(Negation("people", "people", word))
-                elif (
-                    word not in self.lex.filler and word not in claimed and len(word) > 2 and word not in ("at", "any")
-                ):
-                    if not any(word in c.split() for c in claimed):
-                        frame.negations.append(Negation("term", word, word))
+        understood = []
+        for start, end, cue in spans:
+            span = text[start:end]
+            words = [w for w in _WORD.findall(span) if w not in self.lex.filler and len(w) > 2 and w != "any"]
+            people = [w for w in words if w in self.lex.people]
+            labelled = bool(self.vocab.find(span))
+            if not (labelled or people or (cue in EXCLUSION_CUES and 0 < len(words) <= MAX_NEGATED_TERMS)):
+                continue
+            understood.append((start, end, cue))
+            if people and not any(n.slot == "people" for n in frame.negations):
+                frame.negations.append(Negation("people", "people", people[0]))
+            for word in words:
+                if word not in self.lex.people and word not in claimed and not any(word in c.split() for c in claimed):
+                    frame.negations.append(Negation("term", word, word))
+        return understood
 
     def _reference(self, frame: IntentFrame, text: str, sku: str | None, products: dict[str, dict[str, Any]]) -> None:
         cues = "|".join(re.escape(c) for c in self.lex.reference_cues)
@@ -193,7 +229,9 @@ class IntentParser:
             frame.category = SlotValue(product["category"], "product", sku)
 
     def _positive_text(self, text: str, spans: list[tuple[int, int, str]]) -> str:
-        """The query without its negated spans and their cues."""
+        """The query without its understood negated spans and their cues (unchanged when there are none)."""
+        if not spans:
+            return text
         keep, cursor = [], 0
         for start, end, cue in sorted(spans):
             keep.append(text[cursor : start - len(cue)])
@@ -216,7 +254,9 @@ class IntentParser:
             score = float(sims[p, j])
             value = labels[j].name
             if score >= EMBED_FLOOR[slot] and value not in frame.negated(slot):
-                found = SlotValue(value, "embedding", phrases[p], round(score, 3))
+                runner_up = float(np.partition(sims[p], -2)[-2]) if sims.shape[1] > 1 else 0.0
+                confidence = embedding_confidence(score, runner_up, EMBED_FLOOR[slot])
+                found = SlotValue(value, "embedding", phrases[p], round(score, 3), round(confidence, 3))
                 if slot == "tone":
                     frame.tones.append(found)
                 else:

@@ -67,18 +67,44 @@ def dwell_prior(snap: Snapshot, rows: np.ndarray, weight: float) -> np.ndarray:
     return prior
 
 
-def collapse(snap: Snapshot, ranked: list[Candidate], allowed: np.ndarray) -> list[Candidate]:
-    """One result per remix family (its best member); other eligible members become variants."""
-    seen: set[int] = set()
+# Near-duplicate variants for a query: same context and slot matches, a score close to the representative's,
+# and nearly the same text. A remix that changes the setting, time or weather is another scenario and stays.
+COLLAPSE_SCORE_MARGIN = 0.2  # a variant scores at least (1 - margin) x its representative's score
+COLLAPSE_TEXT_SIMILARITY = 0.8  # cosine of the scenes' text vectors
+SCENARIO_COLUMNS = (SceneCol.SETTING, SceneCol.TIME, SceneCol.WEATHER)
+
+
+def _near_duplicate(snap: Snapshot, rep: Candidate, cand: Candidate, agreement: np.ndarray | None) -> bool:
+    cols = snap.columns
+    if any(cols[c][rep.row] != cols[c][cand.row] for c in SCENARIO_COLUMNS):
+        return False
+    if agreement is not None and not np.array_equal(agreement[:, rep.row], agreement[:, cand.row]):
+        return False
+    if cand.score < (1.0 - COLLAPSE_SCORE_MARGIN) * rep.score:
+        return False
+    return float(snap.text_vecs[rep.row] @ snap.text_vecs[cand.row]) >= COLLAPSE_TEXT_SIMILARITY
+
+
+def collapse(
+    snap: Snapshot, ranked: list[Candidate], allowed: np.ndarray, agreement: np.ndarray | None = None
+) -> list[Candidate]:
+    """Fold near-duplicate remixes into the best-ranked member they duplicate; they are listed as its variants.
+
+    `agreement`: which of the query's slot terms each row matches (terms x rows, bool), or None when the query
+    asked no slots. Family members that are distinct scenarios for this query stay results of their own; an
+    ineligible member is never listed (the ranking holds only allowed rows)."""
+    kept: dict[int, list[Candidate]] = {}  # family -> its representatives so far
     out = []
     for cand in ranked:
-        family = int(snap.family[cand.row])
-        if family in seen:
+        if not allowed[cand.row]:
             continue
-        seen.add(family)
-        members = snap.family_members.get(family, [cand.row])
-        cand.variants = [m for m in members if m != cand.row and allowed[m]]
-        out.append(cand)
+        reps = kept.setdefault(int(snap.family[cand.row]), [])
+        rep = next((r for r in reps if _near_duplicate(snap, r, cand, agreement)), None)
+        if rep is None:
+            reps.append(cand)
+            out.append(cand)
+        else:
+            rep.variants.append(cand.row)
     return out
 
 

@@ -2,7 +2,8 @@
 
 Each corpus document becomes a scene whose prompt is `title. text`, so the dense channel embeds exactly what
 BEIR's sentence-transformers baselines embed and the full-text channel indexes title and body as one field.
-Only the queries judged in the split are evaluated. Slot inference is off: scene slots mean nothing here.
+Only the queries judged in the split are evaluated. Slot inference is off by default (`context=True` runs the
+full pipeline, inferring setting, time, weather, tone and category as for any catalog: the do-no-harm check).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from indexer.catalog import Inline
 from indexer.encoders import DEFAULT_TEXT_MODEL
 from indexer.errors import CatalogError
 from indexer.pipeline import Encoders, IndexOptions, IndexReport, index_catalog
-from indexer.schema import SCENES, Query, is_valid_id
+from indexer.schema import SCENES, Query, SceneCol, is_valid_id
 from indexer.store import MANIFEST, Store, read_manifest
 from search.evaluation.experiment import ExperimentSpec, adhoc_spec
 from search.evaluation.metrics import Qrels, read_tsv_qrels
@@ -104,23 +105,28 @@ def index_beir(
     db: Path,
     encoders: Encoders | None = None,
     progress: bool = False,
+    context: bool = False,
     text_model: str = DEFAULT_TEXT_MODEL,
 ) -> IndexReport:
-    """A fresh text-only index of the corpus (no CLIP, no slot inference)."""
+    """A fresh index of the corpus: no CLIP; slot inference only with `context`."""
     options = IndexOptions(
-        db=db, rebuild=True, use_clip=False, infer_context=False, progress=progress, text_model=text_model
+        db=db, rebuild=True, use_clip=False, infer_context=context, progress=progress, text_model=text_model
     )
     return index_catalog(options, dataset.scenes, encoders=encoders)
 
 
-def holds_corpus(db: Path, dataset: BeirDataset, text_model: str | None = None) -> bool:
-    """Whether `db` is an index of exactly this corpus (same document ids; the same text encoder when one is
-    named), so it can be reused."""
+def holds_corpus(db: Path, dataset: BeirDataset, context: bool = False, text_model: str | None = None) -> bool:
+    """Whether `db` is an index of exactly this corpus (same document ids), indexed with context inference when
+    `context` asks for it and without when not, and with `text_model` when one is named, so it can be reused."""
     if not (db / MANIFEST).is_file():
         return False
     if text_model is not None and read_manifest(db).text_encoder != text_model:
         return False
-    return set(Store.open(db).ids(SCENES)) == {doc["scene_id"] for doc in dataset.corpus}
+    store = Store.open(db)
+    if set(store.ids(SCENES)) != {doc["scene_id"] for doc in dataset.corpus}:
+        return False
+    inferred = store.columns(SCENES, [SceneCol.INFERRED]).column(SceneCol.INFERRED).to_pylist()
+    return any(inferred) == context
 
 
 @contextmanager
@@ -130,17 +136,18 @@ def beir_index(
     rebuild: bool = False,
     encoders: Encoders | None = None,
     progress: bool = False,
+    context: bool = False,
     text_model: str = DEFAULT_TEXT_MODEL,
 ) -> Iterator[Path]:
     """An index of the corpus: `db` reused when it already holds it (unless `rebuild`), else built there or in a
     temporary folder that is removed afterwards."""
     if db is not None:
-        if rebuild or not holds_corpus(db, dataset, encoders.text.id if encoders else text_model):
-            index_beir(dataset, db, encoders, progress, text_model)
+        if rebuild or not holds_corpus(db, dataset, context, encoders.text.id if encoders else text_model):
+            index_beir(dataset, db, encoders, progress, context, text_model)
         yield db
         return
     with tempfile.TemporaryDirectory(prefix="visual-intent-beir-") as tmp:
-        index_beir(dataset, Path(tmp) / "index", encoders, progress, text_model)
+        index_beir(dataset, Path(tmp) / "index", encoders, progress, context, text_model)
         yield Path(tmp) / "index"
 
 

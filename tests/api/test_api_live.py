@@ -123,6 +123,16 @@ def test_live_concurrent_reads_while_writing(live_url: str) -> None:
     assert 'visual_intent_writes_total{kind="upsert_scenes"} 1.0' in metrics
 
 
+def _family_root_shown_with_a_remix(live_url: str, k: int) -> str:
+    """A result that roots a remix family another result belongs to (remixes that change the scenario are
+    results of their own, so the page shows both)."""
+    body = {"query": PAGE_QUERY, "sku": "SKU-JKT-001", "k": k}
+    with httpx.Client(base_url=live_url, timeout=30) as http:
+        hits = http.post("/v1/search", headers=READ, json=body).json()["scenes"]
+    families = [h["family_id"] for h in hits]
+    return next(h["scene_id"] for h in hits if h["scene_id"] == h["family_id"] and families.count(h["family_id"]) > 1)
+
+
 @pytest.mark.browser
 def test_search_page_in_chromium(live_url: str) -> None:
     if not CHROMIUM.exists():
@@ -154,7 +164,8 @@ def test_search_page_in_chromium(live_url: str) -> None:
                 timeout=15_000,
             )
             assert page.locator("#ads .ad").count() >= 1
-            family = page.locator(".card", has_text="remix variant").first
+            root = _family_root_shown_with_a_remix(live_url, page.locator(".card").count())
+            family = page.locator(f".card[data-scene-id='{root}']")
             family.locator(".lineage-button").click()
             page.wait_for_selector(".lineage:not([hidden]) >> text=root:", timeout=15_000)
             assert family.locator(".lineage .chip.node").count() >= 1  # its remixes, listed as descendants
