@@ -140,8 +140,26 @@ def batched_queries(
         batcher.close()
 
 
-def search_in_batches(engine: Engine, run: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
+@dataclass
+class BatchReport:
+    """What a batch of searches cost the encoder."""
+
+    calls: int = 0
+    texts: int = 0
+    cache_hits: int = 0
+
+    def count(self, requests: int, texts: int) -> None:
+        self.calls += 1
+        self.texts += texts
+
+
+def search_in_batches(
+    engine: Engine, run: Callable[[T], R], items: Iterable[T], report: BatchReport | None = None
+) -> Iterator[R]:
     """`run(item)` for each item, in order, from a few threads sharing one batched query encoder (the CLI's
     `search --queries`: 1,000 queries are encoded in batches, not one model call per text)."""
-    with batched_queries(engine), ThreadPoolExecutor(BATCH_WORKERS, thread_name_prefix="search") as pool:
-        yield from pool.map(run, items)
+    report = report if report is not None else BatchReport()
+    with batched_queries(engine, on_batch=report.count) as queries:
+        with ThreadPoolExecutor(BATCH_WORKERS, thread_name_prefix="search") as pool:
+            yield from pool.map(run, items)
+        report.cache_hits = queries.stats().hits
