@@ -24,9 +24,18 @@ AdVariant = Literal["keyword", "dense", "hybrid", "intent"]
 assert set(get_args(Variant)) == set(PRESETS) and set(get_args(AdVariant)) == set(AD_VARIANTS)
 
 RecordIdStr = Annotated[str, Field(pattern=ID_PATTERN, examples=["scn-0001"])]
-Name = Annotated[str, Field(min_length=1, max_length=100)]
+# At least one character that is whitespace neither to JSON Schema (ECMA `\s`) nor to Python's str.strip (which
+# also strips \x1c-\x1f and \x85): text the spec calls valid is never stripped to nothing here.
+VISIBLE = r"[^\s\x1c-\x1f\x85]"
+Name = Annotated[str, Field(min_length=1, max_length=100, pattern=VISIBLE)]
 QueryText = Annotated[
-    str, Field(min_length=1, max_length=500, examples=["cozy evening with this sofa, no people, warm lamps"])
+    str,
+    Field(
+        min_length=1,
+        max_length=500,
+        pattern=VISIBLE,
+        examples=["cozy evening with this sofa, no people, warm lamps"],
+    ),
 ]
 
 

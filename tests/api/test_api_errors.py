@@ -114,6 +114,7 @@ def test_openapi_documents_every_endpoint(client: TestClient) -> None:
         ("get", "/metrics"),
         ("get", "/v1/thumbnails/{path}"),
         ("post", "/v1/recommend"),
+        ("post", "/v1/recommend/image"),
         ("get", "/v1/scenes/{scene_id}/shots/{index}/media"),
     }
     assert {(m, p) for p, ops in paths.items() for m in ops} == expected
