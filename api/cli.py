@@ -58,6 +58,13 @@ def _positive(value: int) -> int:
     return value
 
 
+TextModelOption = Annotated[
+    str,
+    typer.Option(
+        help=f"Text encoder id: st:<model> (torch), onnx:<model> or onnx-int8:<model> (ONNX Runtime), "
+        f"hash:<dim> (non-semantic stand-in). Default: {DEFAULT_TEXT_MODEL}."
+    ),
+]
 DbOption = Annotated[Path, typer.Option("--db", help="Index folder (created by `index`).")]
 
 
@@ -71,9 +78,7 @@ def index(
         bool, typer.Option(help="Abort before writing on any invalid record. Default: skip them.")
     ] = False,
     rebuild: Annotated[bool, typer.Option(help="Build a fresh index and swap it in. Default: upsert.")] = False,
-    text_model: Annotated[
-        str, typer.Option(help=f"Text encoder id. Default: {DEFAULT_TEXT_MODEL}.")
-    ] = DEFAULT_TEXT_MODEL,
+    text_model: TextModelOption = DEFAULT_TEXT_MODEL,
     clip_model: Annotated[
         str, typer.Option(help=f"open_clip architecture (or config JSON). Default: {DEFAULT_CLIP_ARCH}.")
     ] = DEFAULT_CLIP_ARCH,
@@ -423,6 +428,7 @@ def eval_beir(
     run_out: RunOutOption = None,
     seed: SeedOption = 0,
     no_ann_recall: NoAnnOption = False,
+    text_model: TextModelOption = DEFAULT_TEXT_MODEL,
 ) -> None:
     """Index a BEIR corpus as text-only scenes and evaluate it. Default variants: dense, fts, fusion."""
     from search.engine import Engine
@@ -432,7 +438,7 @@ def eval_beir(
     data = load_beir(dataset, split)
     spec = beir_spec(data, variant or ["dense", "fts", "fusion"], depth, seed)
     spec.ann_recall = not no_ann_recall
-    with beir_index(data, db, rebuild, progress=sys.stderr.isatty()) as path:
+    with beir_index(data, db, rebuild, progress=sys.stderr.isatty(), text_model=text_model) as path:
         result = evaluate_spec(spec, Engine.open(path, use_clip=False), data.queries, data.qrels)
     _emit_evaluation(result, as_json, report, run_out)
 

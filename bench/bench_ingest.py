@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import signal
 import subprocess
 import sys
@@ -50,20 +49,27 @@ def _stored(db: Path) -> int:
         return 0
 
 
-def _peak_rss_gb(before_kb: int) -> float:
-    """Peak RSS of the largest child so far (ru_maxrss is a high-water mark over waited-for children)."""
-    return round(max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before_kb) / 1024**2, 2)
-
-
 def _du_mb(path: Path) -> float:
     return round(sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1024**2, 1)
 
 
-def clean_run(scenes: Path, db: Path, model: str, chunk: int) -> dict[str, Any]:
+def run_child(command: list[str]) -> tuple[str, float, float]:
+    """(stdout, seconds, peak RSS in GB) of one subprocess; wait4 gives that child's own high-water mark."""
     started = time.perf_counter()
-    done = subprocess.run(_command(scenes, db, model, chunk), capture_output=True, text=True, check=True)
-    seconds = time.perf_counter() - started
-    report = json.loads(done.stdout)
+    with tempfile.TemporaryFile("w+") as out:
+        proc = subprocess.Popen(command, stdout=out, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        seconds = time.perf_counter() - started
+        if proc.returncode:
+            raise subprocess.CalledProcessError(proc.returncode, command)
+        out.seek(0)
+        return out.read(), seconds, round(usage.ru_maxrss / 1024**2, 2)
+
+
+def clean_run(scenes: Path, db: Path, model: str, chunk: int) -> dict[str, Any]:
+    stdout, seconds, peak_gb = run_child(_command(scenes, db, model, chunk))
+    report = json.loads(stdout)
     rows = report["written"]["scenes"]
     return {
         "seconds": round(seconds, 1),
@@ -71,7 +77,7 @@ def clean_run(scenes: Path, db: Path, model: str, chunk: int) -> dict[str, Any]:
         "rows_per_s": round(rows / seconds, 1),
         "scene_phase_rows_per_s": round(rows / report["timings"]["scenes"], 1),
         "timings_s": report["timings"],
-        "peak_rss_gb": _peak_rss_gb(0),
+        "peak_rss_gb": peak_gb,
         "index_mb": _du_mb(db),
     }
 
@@ -84,9 +90,9 @@ def killed_and_resumed(scenes: Path, db: Path, model: str, chunk: int, total: in
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     killed_after, at_kill = time.perf_counter() - started, _stored(db)
-    resumed = subprocess.run(_command(scenes, db, model, chunk), capture_output=True, text=True, check=True)
+    stdout, _, peak_gb = run_child(_command(scenes, db, model, chunk))
     seconds = time.perf_counter() - started
-    report = json.loads(resumed.stdout)
+    report = json.loads(stdout)
     table = lancedb.connect(str(db / TABLES_DIR)).open_table(SCENES)
     ids = table.search().select(["scene_id"]).limit(None).to_arrow().column("scene_id").to_pylist()
     return {
@@ -95,6 +101,7 @@ def killed_and_resumed(scenes: Path, db: Path, model: str, chunk: int, total: in
         "resume_skipped": report["unchanged_scenes"],
         "resume_written": report["written"]["scenes"],
         "total_seconds": round(seconds, 1),
+        "resume_peak_rss_gb": peak_gb,
         "stored_rows": len(ids),
         "distinct_ids": len(set(ids)),
     }
@@ -116,10 +123,30 @@ def raw_encoder_rows_per_s(scenes: Path, model: str, sample: int) -> float:
     return round(len(texts) / (time.perf_counter() - started), 1)
 
 
+def measure_model(scenes: Path, work: Path, model: str, args: argparse.Namespace) -> dict[str, Any]:
+    """A clean ingest with `model`; for a real encoder, bracketed by the raw encoder's rows/s (before, after)."""
+    name = model.replace(":", "_").replace("/", "_")
+    semantic = not model.startswith("hash:")
+    out: dict[str, Any] = {"note": "" if semantic else "hash:* is a deterministic stand-in, NOT a semantic model"}
+    if semantic:
+        out["raw_encoder_rows_per_s_before"] = raw_encoder_rows_per_s(scenes, model, args.raw_sample)
+    out["clean"] = clean_run(scenes, work / f"clean-{name}", model, args.chunk_size)
+    if semantic:
+        out["raw_encoder_rows_per_s_after"] = raw_encoder_rows_per_s(scenes, model, args.raw_sample)
+        raw = (out["raw_encoder_rows_per_s_before"] + out["raw_encoder_rows_per_s_after"]) / 2
+        out["ingest_vs_raw_encoder"] = round(out["clean"]["scene_phase_rows_per_s"] / raw, 3)
+    if not args.no_kill:
+        kill = killed_and_resumed(scenes, work / f"kill-{name}", model, args.chunk_size, args.scenes)
+        kill["vs_clean"] = round(kill["total_seconds"] / out["clean"]["seconds"], 3)
+        out["kill_resume"] = kill
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenes", type=int, default=1_000_000)
-    parser.add_argument("--text-model", default="hash:384")
+    parser.add_argument("--text-model", action="append", help="encoder id, repeatable (one after the other, same "
+                        "catalog). Default: hash:384")  # fmt: skip
     parser.add_argument("--chunk-size", type=int, default=5000)
     parser.add_argument("--raw-sample", type=int, default=5000, help="texts for the raw encoder measurement")
     parser.add_argument("--no-kill", action="store_true", help="skip the kill -9 / resume run")
@@ -132,25 +159,14 @@ def main() -> None:
     scenes, _, _ = synthetic_catalog(args.scenes, work)
     result: dict[str, Any] = {
         "scenes": args.scenes,
-        "text_model": args.text_model,
-        "note": "hash:* is a deterministic stand-in, NOT a semantic model"
-        if args.text_model.startswith("hash:")
-        else "",
         "catalog_mb": round(scenes.stat().st_size / 1024**2, 1),
         "catalog_seconds": round(time.perf_counter() - made, 1),
         "cpus": os.cpu_count(),
+        "models": {},
     }
-    if not args.text_model.startswith("hash:"):
-        result["raw_encoder_rows_per_s_before"] = raw_encoder_rows_per_s(scenes, args.text_model, args.raw_sample)
-    result["clean"] = clean_run(scenes, work / "clean-index", args.text_model, args.chunk_size)
-    if not args.text_model.startswith("hash:"):
-        result["raw_encoder_rows_per_s_after"] = raw_encoder_rows_per_s(scenes, args.text_model, args.raw_sample)
-        raw = (result["raw_encoder_rows_per_s_before"] + result["raw_encoder_rows_per_s_after"]) / 2
-        result["ingest_vs_raw_encoder"] = round(result["clean"]["scene_phase_rows_per_s"] / raw, 3)
-    if not args.no_kill:
-        kill = killed_and_resumed(scenes, work / "kill-index", args.text_model, args.chunk_size, args.scenes)
-        kill["vs_clean"] = round(kill["total_seconds"] / result["clean"]["seconds"], 3)
-        result["kill_resume"] = kill
+    for model in args.text_model or ["hash:384"]:
+        result["models"][model] = measure_model(scenes, work, model, args)
+        print(json.dumps({model: result["models"][model]}), file=sys.stderr, flush=True)  # partial results
     print(json.dumps(result, indent=2))
 
 

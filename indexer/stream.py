@@ -10,7 +10,6 @@ exists only once its shots do, so a resumed run never skips a scene whose shots 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -42,10 +41,10 @@ def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield chunk
 
 
-def content_hash(source: dict[str, Any], media_paths: list[Path], fingerprint: str) -> str:
-    """Of the record as given, its media files (size and modification time) and what shapes the row
-    (`fingerprint`: encoders, inference on or off, schema version)."""
-    digest = hashlib.sha256(json.dumps(source, sort_keys=True, ensure_ascii=False).encode("utf-8"))
+def content_hash(source_text: str, media_paths: list[Path], fingerprint: str) -> str:
+    """Of the record as given (`rows.source_json`, the text stored with the row), its media files (size and
+    modification time) and what shapes the row (`fingerprint`: encoders, inference on or off, schema version)."""
+    digest = hashlib.sha256(source_text.encode("utf-8"))
     for path in media_paths:
         stat = path.stat()
         digest.update(f"\0{path}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
@@ -88,6 +87,7 @@ class SceneRun:
 class _Chunk:
     loaded: Loaded[Scene]
     media: dict[str, list[Path]]
+    sources: dict[str, str]  # scene id -> the record as given, serialised once for the hash and the row
     hashes: dict[str, str]
 
 
@@ -125,12 +125,13 @@ def _check(run: SceneRun, source: Source, lines: list[catalog.Parsed[Scene]]) ->
     loaded = catalog.collect(source, lines, run.seen)
     resolved = catalog.check_media(loaded, run.media_root)
     run.lineage.check(loaded)
+    sources = {s.scene_id: rows.source_json(loaded.sources[s.scene_id]) for s in loaded.records}
     hashes = {
-        s.scene_id: content_hash(loaded.sources[s.scene_id], resolved.get(s.scene_id, []), run.fingerprint)
+        s.scene_id: content_hash(sources[s.scene_id], resolved.get(s.scene_id, []), run.fingerprint)
         for s in loaded.records
     }
     run.errors.extend(loaded.errors)
-    return _Chunk(loaded, resolved, hashes)
+    return _Chunk(loaded, resolved, sources, hashes)
 
 
 def _write(run: SceneRun, chunk: _Chunk, todo: list[Scene], progress: tqdm | None) -> None:
@@ -138,7 +139,7 @@ def _write(run: SceneRun, chunk: _Chunk, todo: list[Scene], progress: tqdm | Non
         return
     shots, media_errors = _index_media(run, chunk, todo)
     run.errors.extend(media_errors)
-    failed = {e.record_id for e in media_errors}
+    failed = {e.record_id for e in media_errors if e.record_id is not None}
     scenes = [s for s in todo if s.scene_id not in failed]
     run.lineage.forget(failed)
     if progress is not None:
@@ -152,9 +153,10 @@ def _write(run: SceneRun, chunk: _Chunk, todo: list[Scene], progress: tqdm | Non
     scene_rows = []
     for scene, context in zip(scenes, contexts, strict=True):
         pooled = rows.pool([s["clip_vec"] for s in shots.get(scene.scene_id, []) if s.get("clip_vec") is not None])
-        source = chunk.loaded.sources[scene.scene_id]
         row = rows.scene_row(scene, context, doc_text(scene, context), pooled, clip_dim)
-        scene_rows.append({**row, **rows.source_columns(source, chunk.hashes[scene.scene_id])})
+        sid = scene.scene_id
+        row.update({SceneCol.SOURCE: chunk.sources[sid], SceneCol.CONTENT_HASH: chunk.hashes[sid]})
+        scene_rows.append(row)
     shot_rows = [row for s in scenes for row in shots.get(s.scene_id, [])]
     new = [i for i, s in enumerate(scenes) if s.scene_id not in run.stored_hashes]
     with run.store.transaction():

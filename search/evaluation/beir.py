@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from indexer.catalog import Inline
+from indexer.encoders import DEFAULT_TEXT_MODEL
 from indexer.errors import CatalogError
 from indexer.pipeline import Encoders, IndexOptions, IndexReport, index_catalog
 from indexer.schema import SCENES, Query, is_valid_id
-from indexer.store import Store
+from indexer.store import MANIFEST, Store, read_manifest
 from search.evaluation.experiment import ExperimentSpec, adhoc_spec
 from search.evaluation.metrics import Qrels, read_tsv_qrels
 from search.evaluation.runs import DEFAULT_DEPTH
@@ -98,15 +99,26 @@ def load_beir(folder: Path, split: str = "test", limit_docs: int | None = None) 
     return BeirDataset(folder, split, corpus, queries, qrels)
 
 
-def index_beir(dataset: BeirDataset, db: Path, encoders: Encoders | None = None, progress: bool = False) -> IndexReport:
+def index_beir(
+    dataset: BeirDataset,
+    db: Path,
+    encoders: Encoders | None = None,
+    progress: bool = False,
+    text_model: str = DEFAULT_TEXT_MODEL,
+) -> IndexReport:
     """A fresh text-only index of the corpus (no CLIP, no slot inference)."""
-    options = IndexOptions(db=db, rebuild=True, use_clip=False, infer_context=False, progress=progress)
+    options = IndexOptions(
+        db=db, rebuild=True, use_clip=False, infer_context=False, progress=progress, text_model=text_model
+    )
     return index_catalog(options, dataset.scenes, encoders=encoders)
 
 
-def holds_corpus(db: Path, dataset: BeirDataset) -> bool:
-    """Whether `db` is an index of exactly this corpus (same document ids), so it can be reused."""
-    if not (db / "manifest.json").is_file():
+def holds_corpus(db: Path, dataset: BeirDataset, text_model: str | None = None) -> bool:
+    """Whether `db` is an index of exactly this corpus (same document ids; the same text encoder when one is
+    named), so it can be reused."""
+    if not (db / MANIFEST).is_file():
+        return False
+    if text_model is not None and read_manifest(db).text_encoder != text_model:
         return False
     return set(Store.open(db).ids(SCENES)) == {doc["scene_id"] for doc in dataset.corpus}
 
@@ -118,16 +130,17 @@ def beir_index(
     rebuild: bool = False,
     encoders: Encoders | None = None,
     progress: bool = False,
+    text_model: str = DEFAULT_TEXT_MODEL,
 ) -> Iterator[Path]:
     """An index of the corpus: `db` reused when it already holds it (unless `rebuild`), else built there or in a
     temporary folder that is removed afterwards."""
     if db is not None:
-        if rebuild or not holds_corpus(db, dataset):
-            index_beir(dataset, db, encoders, progress)
+        if rebuild or not holds_corpus(db, dataset, encoders.text.id if encoders else text_model):
+            index_beir(dataset, db, encoders, progress, text_model)
         yield db
         return
     with tempfile.TemporaryDirectory(prefix="visual-intent-beir-") as tmp:
-        index_beir(dataset, Path(tmp) / "index", encoders, progress)
+        index_beir(dataset, Path(tmp) / "index", encoders, progress, text_model)
         yield Path(tmp) / "index"
 
 
