@@ -111,11 +111,11 @@ async def run_level(
     )
 
 
-def build_fixture_index(db: Path) -> None:
+def build_fixture_index(db: Path, text_model: str) -> None:
     from indexer.pipeline import IndexOptions, index_catalog
 
     catalog = FIXTURES / "catalog"
-    options = IndexOptions(db=db, use_clip=False, media_root=FIXTURES, progress=False)
+    options = IndexOptions(db=db, use_clip=False, media_root=FIXTURES, progress=False, text_model=text_model)
     report = index_catalog(options, catalog / "scenes.jsonl", catalog / "ads.jsonl", catalog / "consents.jsonl")
     print(f"indexed {report.scenes} scenes, {report.ads} ads into {db} in {report.seconds:.1f}s", file=sys.stderr)
 
@@ -172,6 +172,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--db", type=Path, help="Index to serve. Default: the fixture catalog, indexed to a temp dir.")
     parser.add_argument("--url", help="A running service on loopback (skips starting one). Default: start one.")
     parser.add_argument("--key", help="API key for --url (read scope). Default: none.")
+    parser.add_argument(
+        "--text-model",
+        default="st:all-MiniLM-L6-v2",
+        help="Text encoder of the fixture index. Default: st:all-MiniLM-L6-v2.",
+    )
     parser.add_argument("--baseline", help="Also serve this git commit's code on the same index. Default: none.")
     parser.add_argument(
         "--distinct", action="store_true", help="Append the request number to every query. Default: off."
@@ -217,7 +222,7 @@ def main() -> None:
             db = args.db
             if db is None:
                 db = Path(tmp) / "index"
-                build_fixture_index(db)
+                build_fixture_index(db, args.text_model)
             key = secrets.token_urlsafe(24)
             trees = [(args.baseline, baseline_tree(args.baseline, Path(tmp) / "baseline"))] if args.baseline else []
             for label, code in [*trees, ("current", ROOT)]:
