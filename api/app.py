@@ -19,8 +19,9 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors
+from api.batching import batched_queries
 from api.metrics import Metrics, MetricsMiddleware
-from api.routes import consents, scenes, search, system, web
+from api.routes import consents, media, recommend, scenes, search, system, web
 from api.routes.deps import Service
 from api.security import KeyRing
 from api.settings import Settings
@@ -131,21 +132,30 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
             if engine is not None
             else await asyncio.to_thread(Engine.open, settings.db, None, None, settings.use_clip)
         )
-        service = Service(settings, opened, metrics)
-        app.state.service = service
-        metrics.track_scenes(lambda: len(service.snapshot))
-        poller = (
-            asyncio.create_task(_poll_index(service, settings.refresh_interval_s))
-            if settings.refresh_interval_s
-            else None
+        batching = batched_queries(
+            opened,
+            settings.encoder_batch_wait_ms / 1000,
+            settings.encoder_batch_max_texts,
+            settings.query_cache_size,
+            on_batch=metrics.observe_encoder_batch,
         )
-        try:
-            yield
-        finally:
-            if poller is not None:
-                poller.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await poller
+        with batching as queries:  # on exit the engine (which may outlive this app) encodes in-thread again
+            service = Service(settings, opened, metrics)
+            app.state.service = service
+            metrics.track_scenes(lambda: len(service.snapshot))
+            metrics.track_query_cache(queries.stats)
+            poller = (
+                asyncio.create_task(_poll_index(service, settings.refresh_interval_s))
+                if settings.refresh_interval_s
+                else None
+            )
+            try:
+                yield
+            finally:
+                if poller is not None:
+                    poller.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await poller
 
     app = FastAPI(
         title="visual-intent",
@@ -158,7 +168,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     keys = settings.all_keys()
     app.state.keyring = KeyRing(keys, open_access=settings.insecure_local and not keys)
     errors.install(app)
-    for module in (search, scenes, consents, system, web):
+    for module in (search, recommend, scenes, media, consents, system, web):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=web.WEB_DIR), name="static")
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -191,6 +191,7 @@ def search(
     no_clip: Annotated[bool, typer.Option("--no-clip", help="Do not load CLIP for this search.")] = False,
 ) -> None:
     """Search scenes and ads with a scenario query (or a batch with --queries)."""
+    from api.batching import BatchReport, search_in_batches
     from api.render import render_response
     from indexer.catalog import read_queries
     from search.engine import PRESETS, Engine, with_overrides
@@ -212,13 +213,71 @@ def search(
     engine = Engine.open(db, use_clip=not no_clip)
     batch = read_queries(queries) if queries else None
     items = [(q.query_id, q.text, q.sku, q.use) for q in batch] if batch else [(None, text, sku, use)]
-    for query_id, query_text, query_sku, query_use in items:
-        response = engine.search(query_text or "", sku=query_sku, use=query_use, k=k, options=options)
+
+    def run(item: tuple[str | None, str | None, str | None, str]) -> Any:
+        return engine.search(item[1] or "", sku=item[2], use=item[3], k=k, options=options)
+
+    cost = BatchReport()
+    for (query_id, *_), response in zip(items, search_in_batches(engine, run, items, cost), strict=True):
         if as_json:
             payload = {"query_id": query_id, **response.to_dict()} if query_id else response.to_dict()
             print(json.dumps(payload, ensure_ascii=False, default=str))
         else:
             print(render_response(response) + "\n")
+    if batch:
+        print(
+            f"{len(items)} queries: {cost.texts} texts encoded in {cost.calls} encoder calls, "
+            f"{cost.cache_hits} served from the query cache",
+            file=sys.stderr,
+        )
+
+
+@app.command()
+def recommend(
+    db: DbOption,
+    positive: Annotated[list[str], typer.Option("--positive", "-p", help="A scene to find more of (repeat).")],
+    negative: Annotated[
+        list[str] | None, typer.Option("--negative", "-n", help="A scene to steer away from (repeat). Default: none.")
+    ] = None,
+    text: Annotated[str, typer.Option("--text", help="Text that steers the examples. Default: none.")] = "",
+    image: Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help="Reference image (needs CLIP vectors). Default: none."),
+    ] = None,
+    k: Annotated[int, typer.Option(callback=_positive, help="Scenes to return. Default: 10.")] = 10,
+    use: Annotated[str, typer.Option(help="Consent use to check: search or ads. Default: search.")] = "search",
+    no_collapse: Annotated[bool, typer.Option("--no-collapse", help="Return every remix, not one per family.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON. Default: text.")] = False,
+    no_clip: Annotated[bool, typer.Option("--no-clip", help="Do not load CLIP.")] = False,
+) -> None:
+    """Scenes like the --positive examples and unlike the --negative ones (strategy: average_vector; examples
+    must be eligible for --use)."""
+    from PIL import Image
+
+    from api.render import render_response
+    from search.engine import Engine, SearchOptions
+    from search.recommend import STRATEGY, Examples
+    from search.recommend import recommend as recommend_scenes
+
+    if use not in ("search", "ads"):
+        raise typer.BadParameter("choose search or ads", param_hint="--use")
+    engine = Engine.open(db, use_clip=not no_clip)
+    image_vector = None
+    if image is not None:
+        if engine.clip is None:
+            raise typer.BadParameter(f"this index cannot use an image: {engine.clip_status}", param_hint="--image")
+        with Image.open(image) as picture:
+            image_vector = engine.clip.encode_images([picture.convert("RGB")])[0]
+    examples = Examples(tuple(positive), tuple(negative or ()))
+    options = SearchOptions(collapse=not no_collapse)
+    response = recommend_scenes(engine, examples, text, use=use, k=k, options=options, image_vector=image_vector)
+    if as_json:
+        payload = {"positive": positive, "negative": negative or [], "strategy": STRATEGY, **response.to_dict()}
+        print(json.dumps(payload, ensure_ascii=False, default=str))
+    else:
+        unlike = f", unlike {', '.join(negative)}" if negative else ""
+        print(f"like {', '.join(positive)}{unlike} ({STRATEGY})")
+        print(render_response(response))
 
 
 @app.command()

@@ -12,7 +12,10 @@ from collections.abc import Callable
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from search.query_cache import CacheStats
+
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 UNMATCHED = "(unmatched)"
 
 
@@ -37,9 +40,43 @@ class Metrics:
             "visual_intent_snapshot_refreshes", "Snapshots swapped in after an index write.", registry=self.registry
         )
         self.scenes = Gauge("visual_intent_scenes", "Scenes in the serving snapshot.", registry=self.registry)
+        self.encoder_batch_texts = Histogram(
+            "visual_intent_encoder_batch_texts",
+            "Texts per query-encoder call (after the cache, merged across requests).",
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.encoder_batch_requests = Histogram(
+            "visual_intent_encoder_batch_requests",
+            "Requests served by one query-encoder call.",
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        cache = {
+            name: Gauge(f"visual_intent_query_cache_{name}", doc, registry=self.registry)
+            for name, doc in (
+                ("size", "Query encodings held in the LRU cache."),
+                ("capacity", "Most query encodings the cache holds."),
+                ("hits", "Texts served from the query cache since start."),
+                ("misses", "Texts the query cache sent to the encoder since start."),
+                ("hit_rate", "hits / (hits + misses) since start."),
+            )
+        }
+        self._cache_gauges = cache
 
     def track_scenes(self, count: Callable[[], int]) -> None:
         self.scenes.set_function(lambda: float(count()))
+
+    def track_query_cache(self, stats: Callable[[], CacheStats]) -> None:
+        def reader(name: str) -> Callable[[], float]:
+            return lambda: float(getattr(stats(), name))
+
+        for name, gauge in self._cache_gauges.items():
+            gauge.set_function(reader(name))
+
+    def observe_encoder_batch(self, requests: int, texts: int) -> None:
+        self.encoder_batch_requests.observe(requests)
+        self.encoder_batch_texts.observe(texts)
 
     def render(self) -> tuple[bytes, str]:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

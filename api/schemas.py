@@ -24,9 +24,18 @@ AdVariant = Literal["keyword", "dense", "hybrid", "intent"]
 assert set(get_args(Variant)) == set(PRESETS) and set(get_args(AdVariant)) == set(AD_VARIANTS)
 
 RecordIdStr = Annotated[str, Field(pattern=ID_PATTERN, examples=["scn-0001"])]
-Name = Annotated[str, Field(min_length=1, max_length=100)]
+# At least one character that is whitespace neither to JSON Schema (ECMA `\s`) nor to Python's str.strip (which
+# also strips \x1c-\x1f and \x85): text the spec calls valid is never stripped to nothing here.
+VISIBLE = r"[^\s\x1c-\x1f\x85]"
+Name = Annotated[str, Field(min_length=1, max_length=100, pattern=VISIBLE)]
 QueryText = Annotated[
-    str, Field(min_length=1, max_length=500, examples=["cozy evening with this sofa, no people, warm lamps"])
+    str,
+    Field(
+        min_length=1,
+        max_length=500,
+        pattern=VISIBLE,
+        examples=["cozy evening with this sofa, no people, warm lamps"],
+    ),
 ]
 
 
@@ -128,6 +137,46 @@ class SearchRequest(_Request):
             ]
         }
     )
+
+
+ExampleIds = Annotated[list[RecordIdStr], Field(max_length=20)]
+
+
+class RecommendRequest(_Request):
+    """Scenes like the positive examples and unlike the negative ones (strategy: average_vector)."""
+
+    positive: ExampleIds = Field(min_length=1, description="Scene ids to find more of (1 to 20).")
+    negative: ExampleIds = Field(default_factory=list, description="Scene ids to steer away from (0 to 20).")
+    query: str = Field(default="", max_length=500, description="Optional text that steers the examples.")
+    sku: RecordIdStr | None = Field(default=None, description="Product meant by 'this ...' in the query.")
+    use: Literal["search", "ads"] = Field(default="search", description="Consent use the scenes must allow.")
+    k: Integer = Field(default=10, ge=1, le=100)
+    collapse: bool | None = Field(default=None, description="One scene per remix family. Default: on.")
+    explain: bool = Field(default=False, description="Add per-channel ranks and scores to each scene.")
+    ads_k: Integer = Field(default=5, ge=0, le=20)
+    filters: FiltersRequest | None = None
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"positive": ["scn-0068"], "k": 5},
+                {
+                    "positive": ["scn-0068", "scn-0039"],
+                    "negative": ["scn-0072"],
+                    "query": "no people",
+                    "k": 5,
+                    "filters": {"times_of_day": ["night"]},
+                },
+            ]
+        }
+    )
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> RecommendRequest:
+        both = sorted(set(self.positive) & set(self.negative))
+        if both:
+            raise ValueError(f"scene(s) {', '.join(both)} cannot be both positive and negative")
+        return self
 
 
 class AdsMatchRequest(_Request):
@@ -272,6 +321,12 @@ class SearchPublic(BaseModel):
     reference_image: bool = False
     index_versions: dict[str, int]
     took_ms: float
+
+
+class RecommendPublic(SearchPublic):
+    positive: list[str]
+    negative: list[str]
+    strategy: str = Field(description="How the examples became a query: average_vector (see the README).")
 
 
 class AdsMatchPublic(BaseModel):

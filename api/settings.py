@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=40_000_000, ge=1)
     max_batch_records: int = Field(default=500, ge=1)
     refresh_interval_s: float = Field(default=5.0, ge=0.0)  # poll for external index writes; 0 = off
+    # query encoding: an LRU cache of encodings, then one encoder thread that merges concurrent requests
+    query_cache_size: int = Field(default=4096, ge=0)
+    encoder_batch_wait_ms: float = Field(default=2.0, ge=0.0, le=50.0)
+    encoder_batch_max_texts: int = Field(default=64, ge=1, le=1024)
     docs: bool = True  # serve /docs and /redoc (the OpenAPI JSON is always served)
 
     @field_validator("api_keys")

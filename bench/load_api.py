@@ -4,7 +4,12 @@ Loopback only and bounded: each level sends at most --requests searches and stop
 --max-seconds. By default it indexes the bundled fixture catalog into a temporary folder (text channels only),
 starts the service on 127.0.0.1 as a child process with a random API key, and stops it at the end.
 
+With --baseline REF it also serves the code of git commit REF (a `git archive` copy in the temporary folder)
+on the same index and measures both, level by level in turn, in one run: a before/after table.
+With --distinct every request's text is new (its number is appended), so the query cache cannot answer it.
+
     python bench/load_api.py                       # build the fixture index, serve it, measure
+    python bench/load_api.py --baseline a4e98a9     # the same, side by side with an older commit
     python bench/load_api.py --db demo-index        # serve an existing index
     python bench/load_api.py --url http://127.0.0.1:8000 --key KEY   # a service already running on loopback
 """
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import secrets
@@ -32,10 +38,12 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "fixtures"
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+SERIAL = itertools.count()  # --distinct: a number never used before in this run, across levels and services
 
 
 @dataclass
 class Level:
+    code: str
     clients: int
     requests: int
     errors: int
@@ -60,7 +68,9 @@ def load_queries() -> list[dict[str, Any]]:
     return [{"query": q["text"], "k": 10, **({"sku": q["sku"]} if q.get("sku") else {})} for q in queries]
 
 
-async def run_level(url: str, key: str, clients: int, total: int, max_seconds: float, bodies: list[Any]) -> Level:
+async def run_level(
+    url: str, key: str, clients: int, total: int, max_seconds: float, bodies: list[Any], distinct: bool, code: str
+) -> Level:
     latencies: list[float] = []
     errors = 0
     issued = 0
@@ -74,6 +84,8 @@ async def run_level(url: str, key: str, clients: int, total: int, max_seconds: f
             nonlocal issued, errors
             while issued < total and time.perf_counter() < deadline:
                 body = bodies[issued % len(bodies)]
+                if distinct:
+                    body = {**body, "query": f"{body['query']} #{next(SERIAL)}"}
                 issued += 1
                 sent = time.perf_counter()
                 try:
@@ -87,6 +99,7 @@ async def run_level(url: str, key: str, clients: int, total: int, max_seconds: f
         await asyncio.gather(*(worker() for _ in range(clients)))
     seconds = time.perf_counter() - started
     return Level(
+        code=code,
         clients=clients,
         requests=len(latencies),
         errors=errors,
@@ -98,11 +111,11 @@ async def run_level(url: str, key: str, clients: int, total: int, max_seconds: f
     )
 
 
-def build_fixture_index(db: Path) -> None:
+def build_fixture_index(db: Path, text_model: str) -> None:
     from indexer.pipeline import IndexOptions, index_catalog
 
     catalog = FIXTURES / "catalog"
-    options = IndexOptions(db=db, use_clip=False, media_root=FIXTURES, progress=False)
+    options = IndexOptions(db=db, use_clip=False, media_root=FIXTURES, progress=False, text_model=text_model)
     report = index_catalog(options, catalog / "scenes.jsonl", catalog / "ads.jsonl", catalog / "consents.jsonl")
     print(f"indexed {report.scenes} scenes, {report.ads} ads into {db} in {report.seconds:.1f}s", file=sys.stderr)
 
@@ -113,12 +126,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(db: Path, key: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+def baseline_tree(ref: str, into: Path) -> Path:
+    """The files of commit `ref` (git archive), to serve the code as it was."""
+    into.mkdir(parents=True)
+    archive = subprocess.run(["git", "archive", ref], cwd=ROOT, check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def start_server(db: Path, key: str, log: Path, code: Path = ROOT) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
-    env = {**os.environ, "VISUAL_INTENT_API_KEYS": json.dumps({key: ["read"]}), "HF_HUB_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "VISUAL_INTENT_API_KEYS": json.dumps({key: ["read"]}),
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": str(code),  # this tree's packages win over any installed copy
+    }
     command = [sys.executable, "-m", "api", "serve", "--db", str(db), "--host", "127.0.0.1", "--port", str(port)]
     with log.open("wb") as sink:  # a file, not a pipe: access logs must never block the server
-        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(command, cwd=code, env=env, stdout=sink, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -146,6 +172,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--db", type=Path, help="Index to serve. Default: the fixture catalog, indexed to a temp dir.")
     parser.add_argument("--url", help="A running service on loopback (skips starting one). Default: start one.")
     parser.add_argument("--key", help="API key for --url (read scope). Default: none.")
+    parser.add_argument(
+        "--text-model",
+        default="st:all-MiniLM-L6-v2",
+        help="Text encoder of the fixture index. Default: st:all-MiniLM-L6-v2.",
+    )
+    parser.add_argument("--baseline", help="Also serve this git commit's code on the same index. Default: none.")
+    parser.add_argument(
+        "--distinct", action="store_true", help="Append the request number to every query. Default: off."
+    )
     parser.add_argument("--levels", default="1,8,32", help="Concurrent clients per level. Default: 1,8,32.")
     parser.add_argument("--requests", type=int, default=200, help="Requests per level. Default: 200.")
     parser.add_argument("--max-seconds", type=float, default=60.0, help="Time cap per level. Default: 60.")
@@ -153,6 +188,8 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.requests < 1 or args.max_seconds <= 0:
         parser.error("--requests and --max-seconds must be positive")
+    if args.baseline and args.url:
+        parser.error("--baseline starts its own services; it cannot be used with --url")
     return args
 
 
@@ -160,10 +197,13 @@ def report(levels: list[Level], as_json: bool) -> None:
     if as_json:
         print(json.dumps([asdict(level) for level in levels], indent=2))
         return
-    print(f"{'clients':>7} {'requests':>8} {'errors':>6} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} {'req/s':>7}")
+    print(
+        f"{'code':<10} {'clients':>7} {'requests':>8} {'errors':>6} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} "
+        f"{'req/s':>7}"
+    )
     for lv in levels:
         print(
-            f"{lv.clients:>7} {lv.requests:>8} {lv.errors:>6} {lv.p50_ms:>8.1f} {lv.p99_ms:>8.1f} "
+            f"{lv.code:<10} {lv.clients:>7} {lv.requests:>8} {lv.errors:>6} {lv.p50_ms:>8.1f} {lv.p99_ms:>8.1f} "
             f"{lv.mean_ms:>8.1f} {lv.rps:>7.1f}"
         )
 
@@ -172,22 +212,33 @@ def main() -> None:
     args = parse_args()
     levels = [int(n) for n in args.levels.split(",")]
     bodies = load_queries()
-    server = None
+    servers: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory(prefix="vi-load-") as tmp:
+        targets: list[tuple[str, str]] = []  # (code label, url)
         if args.url:
-            url, key = check_loopback(args.url), args.key or ""
+            key = args.key or ""
+            targets.append(("service", check_loopback(args.url)))
         else:
             db = args.db
             if db is None:
                 db = Path(tmp) / "index"
-                build_fixture_index(db)
+                build_fixture_index(db, args.text_model)
             key = secrets.token_urlsafe(24)
-            server, url = start_server(db, key, Path(tmp) / "server.log")
+            trees = [(args.baseline, baseline_tree(args.baseline, Path(tmp) / "baseline"))] if args.baseline else []
+            for label, code in [*trees, ("current", ROOT)]:
+                server, url = start_server(db, key, Path(tmp) / f"server-{len(servers)}.log", code)
+                servers.append(server)
+                targets.append((label, url))
         try:
-            asyncio.run(run_level(url, key, 1, min(5, args.requests), args.max_seconds, bodies))  # warm-up
-            results = [asyncio.run(run_level(url, key, n, args.requests, args.max_seconds, bodies)) for n in levels]
+            for label, url in targets:  # warm-up (not measured, and never the measured texts in --distinct mode)
+                asyncio.run(run_level(url, key, 1, min(5, args.requests), args.max_seconds, bodies, False, label))
+            results = [
+                asyncio.run(run_level(url, key, n, args.requests, args.max_seconds, bodies, args.distinct, label))
+                for n in levels
+                for label, url in targets  # level by level, code by code: both see the same machine state
+            ]
         finally:
-            if server is not None:
+            for server in servers:
                 server.terminate()
                 server.wait(timeout=30)
     report(results, args.json)

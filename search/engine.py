@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +28,7 @@ from search.explain import ad_hit, scene_hit
 from search.filters import SceneFilters
 from search.fusion import LEARNED, fuse
 from search.intent import IntentFrame, IntentParser
+from search.query_cache import CachedEncoder
 from search.results import SearchResponse
 from search.snapshot import Snapshot
 
@@ -92,9 +94,17 @@ class Engine:
         self.clip = clip
         self.clip_status = clip_status
         self.vocab = Vocabulary.load()
-        self.parser = IntentParser(self.vocab, text)
+        self.use_query_encoder(CachedEncoder(text))
         self._lock = threading.Lock()
         self.snapshot = Snapshot.load(store, self.vocab)
+
+    def use_query_encoder(self, encoder: Encoder) -> None:
+        """Encode queries (frame phrases and search text) through `encoder`, e.g. a cache over a batcher;
+        `self.text` stays the plain model for document writes."""
+        if encoder.id != self.text.id:
+            raise IndexMismatchError(f"query encoder '{encoder.id}' is not the index's '{self.text.id}'")
+        self.queries = encoder
+        self.parser = IntentParser(self.vocab, encoder)
 
     @classmethod
     def open(
@@ -151,9 +161,15 @@ class Engine:
         filters: SceneFilters | None = None,
         now: datetime | None = None,
         clip_query: np.ndarray | None = None,
+        text_query: np.ndarray | None = None,
+        exclude: Collection[str] = (),
     ) -> Retrieval:
         """The frame, the allowed mask and every channel's candidates for one query, before fusion (search uses
-        it; so does learned-fusion training, which needs the same candidates the ranking will see)."""
+        it; so does learned-fusion training, which needs the same candidates the ranking will see).
+        `clip_query`: a CLIP-space vector (e.g. an encoded reference image) used instead of the query text's CLIP
+        encoding in the visual channel and for picking best shots; the text channels still use the text.
+        `text_query`: likewise for the dense text channel and ad similarity (recommend by example).
+        `exclude`: scene ids never returned (the examples of a recommendation)."""
         options = options or SearchOptions()
         snap = self.snapshot  # one consistent version for the whole request
         now = now or now_utc()
@@ -163,7 +179,14 @@ class Engine:
         allowed = snap.eligible(use, now)
         if filters is not None:
             allowed &= filters.mask(snap)
-        query_vec = self.text.encode([frame.search_text])
+        for scene_id in exclude:
+            if scene_id in snap.row:
+                allowed[snap.row[scene_id]] = False
+        query_vec = (
+            self.queries.encode([frame.search_text])
+            if text_query is None
+            else np.asarray(text_query, dtype=np.float32).reshape(1, -1)
+        )
         clip_vec = None
         if self.clip and "clip" in options.channels:
             clip_vec = (
@@ -189,11 +212,12 @@ class Engine:
         filters: SceneFilters | None = None,
         now: datetime | None = None,
         clip_query: np.ndarray | None = None,
+        text_query: np.ndarray | None = None,
+        exclude: Collection[str] = (),
     ) -> SearchResponse:
-        """`clip_query`: a CLIP-space vector (e.g. an encoded reference image) used instead of the query text's
-        CLIP encoding in the visual channel and for picking best shots; the text channels still use the text."""
+        """One ranked page of scenes and ads; the query arguments are those of `retrieve`."""
         options = options or SearchOptions()
-        found = self.retrieve(text, sku, use, options, filters, now, clip_query)
+        found = self.retrieve(text, sku, use, options, filters, now, clip_query, text_query, exclude)
         snap, frame, results = found.snap, found.frame, found.results
         ranked = self.rank(found, options, k)
         top = ranked[:k]
@@ -253,7 +277,7 @@ class Engine:
         if variant == "intent":
             response = self.search(text, sku=sku, use="ads", k=5, options=SearchOptions(ads_k=k), now=now)
             return [(ad.ad_id, ad.score) for ad in response.ads]
-        query_vec = self.text.encode([text])[0]
+        query_vec = self.queries.encode([text])[0]
         keyword = channels.ad_keyword_hits(snap, text, limit=max(k, len(snap.ads)))
         return rank_ads_by_text(snap, keyword, query_vec, variant, now, k)
 

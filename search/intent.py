@@ -166,12 +166,12 @@ class IntentParser:
         spans = self._negated_words(frame, lowered, spans)
         self._reference(frame, lowered, sku, products or {})
         positive = self._positive_text(lowered, spans)
+        product_words = " ".join(filter(None, [(frame.product or {}).get("brand"), (frame.product or {}).get("name")]))
+        frame.search_text = " ".join(filter(None, [positive, product_words])).strip() or lowered
         if self.encoder is not None:
             self._embedding_slots(frame, positive)
         frame.action = _phrase_hit(positive, self.lex.actions)
         frame.style = _phrase_hit(positive, self.lex.styles)
-        product_words = " ".join(filter(None, [(frame.product or {}).get("brand"), (frame.product or {}).get("name")]))
-        frame.search_text = " ".join(filter(None, [positive, product_words])).strip() or lowered
         return frame
 
     def _lexicon_slots(self, frame: IntentFrame, text: str, spans: list[tuple[int, int, str]]) -> None:
@@ -245,7 +245,8 @@ class IntentParser:
         if not phrases:
             return
         assert self.encoder is not None
-        vectors = self.encoder.encode(phrases)
+        # The search text rides along: one encoder call per query (a caching encoder then serves the engine).
+        vectors = self.encoder.encode([*phrases, frame.search_text])[: len(phrases)]
         for slot in ("setting", "time_of_day", "weather", "tone", "category"):
             if (slot == "tone" and frame.tones) or (slot != "tone" and getattr(frame, slot) is not None):
                 continue

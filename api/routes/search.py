@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import io
 import time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import numpy as np
 from fastapi import APIRouter, File, Form, UploadFile
@@ -12,12 +11,11 @@ from pydantic import ValidationError
 
 from api.errors import ApiError, error_responses
 from api.routes.deps import Service, ServiceDep
+from api.routes.uploads import error_details, filters_field, reference_vector
 from api.routes.views import ad_public, ranked_ad_public, search_public
 from api.schemas import (
     AdsMatchPublic,
     AdsMatchRequest,
-    ErrorDetail,
-    FiltersRequest,
     IntentFramePublic,
     SearchPublic,
     SearchRequest,
@@ -79,58 +77,14 @@ def search_image(
 ) -> SearchPublic:
     """The image's CLIP vector drives the visual channel and the best-shot choice; any query text still
     drives the text channels. Needs an index built with CLIP: otherwise 422 `no_visual_channel`."""
-    data = _read_image_bytes(image, service.settings.max_image_bytes)
-    if service.engine.clip is None:
-        raise ApiError(422, "no_visual_channel", f"this index cannot search by image: {service.engine.clip_status}")
-    picture = _decode_image(data, service.settings.max_image_pixels)
-    vector = service.engine.clip.encode_images([picture])[0]
+    vector = reference_vector(service, image)
     try:
         body = SearchRequest(
-            query=query.strip() or "*", sku=sku, use=use, k=k, explain=explain, filters=_filters(filters)
+            query=query.strip() or "*", sku=sku, use=use, k=k, explain=explain, filters=filters_field(filters)
         )
     except ValidationError as exc:
-        raise ApiError(422, "invalid_request", "invalid search fields", _details(exc)) from None
+        raise ApiError(422, "invalid_request", "invalid search fields", error_details(exc)) from None
     return run_search(service, body, clip_query=vector)
-
-
-def _read_image_bytes(image: UploadFile, limit: int) -> bytes:
-    data = image.file.read(limit + 1)
-    if len(data) > limit:
-        raise ApiError(413, "payload_too_large", f"the image is over the {limit} byte limit")
-    if not data:
-        raise ApiError(422, "invalid_image", "the image file is empty")
-    return data
-
-
-def _decode_image(data: bytes, max_pixels: int) -> Any:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(data)) as probe:
-            width, height = probe.size
-            if width * height > max_pixels:
-                raise ApiError(413, "payload_too_large", f"the image has over {max_pixels} pixels")
-            probe.verify()
-        picture = Image.open(io.BytesIO(data))
-        picture.load()
-        return picture.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise ApiError(422, "invalid_image", f"not a readable image ({exc.__class__.__name__})") from None
-
-
-def _filters(raw: str | None) -> FiltersRequest | None:
-    if not raw:
-        return None
-    try:
-        return FiltersRequest.model_validate_json(raw)
-    except ValidationError as exc:
-        raise ApiError(422, "invalid_request", "invalid filters", _details(exc, "filters")) from None
-
-
-def _details(exc: ValidationError, prefix: str = "") -> list[ErrorDetail]:
-    return [
-        ErrorDetail(field=".".join([prefix, *map(str, e["loc"])]).strip("."), reason=e["msg"]) for e in exc.errors()
-    ]
 
 
 @router.post("/ads/match", summary="Rank ads for an intent", responses=ERRORS)

@@ -12,9 +12,9 @@ from fastapi.responses import HTMLResponse
 from indexer.vocab import Vocabulary
 
 WEB_DIR = Path(__file__).resolve().parents[1] / "web"
-# Scripts and styles only from this origin; thumbnails arrive as blob: URLs (fetched with the API key).
+# Scripts and styles only from this origin; thumbnails and clips arrive as blob: URLs (fetched with the API key).
 PAGE_CSP = (
-    "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
+    "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; style-src 'self'; script-src 'self'; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
 

@@ -1,9 +1,18 @@
 // Search page: calls the JSON API with the key from the key box; all data goes in through textContent.
+// The query, filters and examples live in the URL, so a search can be shared and reloaded.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const KEY_STORE = "visual-intent-api-key";
 const objectUrls = [];
+const FILTERS = [
+  ["f-tone", "tones", "tone"],
+  ["f-setting", "settings", "setting"],
+  ["f-time", "times_of_day", "time"],
+  ["f-category", "categories", "category"],
+];
+// Recommend-by-example state: scene ids to find more of, and to steer away from.
+const examples = { like: [], unlike: [] };
 
 function headers(json) {
   const h = {};
@@ -21,8 +30,10 @@ async function api(method, path, body) {
   });
   const data = await response.json().catch(() => ({}));
   if (!response.ok) {
-    const message = (data.error && data.error.message) || `HTTP ${response.status}`;
-    throw new Error(message);
+    const error = data.error || {};
+    const detail = (error.details || []).map((d) => (d.field ? `${d.field}: ${d.reason}` : d.reason)).join("; ");
+    throw new Error(`${error.message || "HTTP " + response.status}${detail ? " (" + detail + ")" : ""}` +
+      ` [${error.code || response.status}]`);
   }
   return data;
 }
@@ -34,6 +45,13 @@ function chip(text, kind) {
   return span;
 }
 
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
 function showError(message) {
   $("error").textContent = message;
   $("error").hidden = !message;
@@ -43,28 +61,65 @@ function fmt(seconds) {
   return seconds === null || seconds === undefined ? "?" : seconds.toFixed(2) + "s";
 }
 
-function buildRequest() {
+// --- the URL: q, sku, tone, setting, time, category, use, k, collapse, like, unlike -------------------
+
+function writeUrl() {
+  const params = new URLSearchParams();
+  const put = (name, value) => value && params.set(name, value);
+  put("q", $("query").value.trim());
+  put("sku", $("sku").value.trim());
+  for (const [id, , name] of FILTERS) put(name, $(id).value);
+  if ($("use").value !== "search") params.set("use", $("use").value);
+  if ($("k").value !== "8") params.set("k", $("k").value);
+  if (!$("collapse").checked) params.set("collapse", "0");
+  put("like", examples.like.join(","));
+  put("unlike", examples.unlike.join(","));
+  const query = params.toString();
+  history.replaceState(null, "", query ? "?" + query : location.pathname);
+}
+
+function readUrl() {
+  const params = new URLSearchParams(location.search);
+  $("query").value = params.get("q") || "";
+  $("sku").value = params.get("sku") || "";
+  for (const [id, , name] of FILTERS) $(id).value = params.get(name) || "";
+  $("use").value = params.get("use") === "ads" ? "ads" : "search";
+  $("k").value = params.get("k") || "8";
+  $("collapse").checked = params.get("collapse") !== "0";
+  const ids = (name) => (params.get(name) || "").split(",").filter(Boolean);
+  examples.like = ids("like");
+  examples.unlike = ids("unlike");
+  return Boolean($("query").value || examples.like.length);
+}
+
+// --- requests ------------------------------------------------------------------------------------------
+
+function commonFields() {
   const filters = {};
-  const pick = (id, field) => {
-    const value = $(id).value;
-    if (value) filters[field] = [value];
-  };
-  pick("f-tone", "tones");
-  pick("f-setting", "settings");
-  pick("f-time", "times_of_day");
-  pick("f-category", "categories");
-  const request = {
-    query: $("query").value.trim(),
+  for (const [id, field] of FILTERS) {
+    if ($(id).value) filters[field] = [$(id).value];
+  }
+  const fields = {
     k: Math.max(1, Math.min(100, parseInt($("k").value, 10) || 8)),
     use: $("use").value,
     collapse: $("collapse").checked,
     explain: true,
   };
+  if (Object.keys(filters).length) fields.filters = filters;
+  return fields;
+}
+
+function buildRequest() {
+  if (examples.like.length) {
+    return ["/v1/recommend", { positive: examples.like, negative: examples.unlike, ...commonFields() }];
+  }
+  const request = { query: $("query").value.trim(), ...commonFields() };
   const sku = $("sku").value.trim();
   if (sku) request.sku = sku;
-  if (Object.keys(filters).length) request.filters = filters;
-  return request;
+  return ["/v1/search", request];
 }
+
+// --- rendering -----------------------------------------------------------------------------------------
 
 function renderFrame(frame) {
   const chips = $("frame-chips");
@@ -80,21 +135,106 @@ function renderFrame(frame) {
   for (const neg of frame.negations || []) chips.append(chip(`not ${neg.value}`, "negation"));
   if (!chips.children.length) chips.append(chip("no slots recognised", "muted"));
   $("frame-notes").textContent = (frame.notes || []).join("; ");
-  $("frame").hidden = false;
+  $("frame").hidden = examples.like.length > 0;
+}
+
+function renderExamples() {
+  const box = $("examples");
+  box.hidden = !examples.like.length;
+  const unlike = examples.unlike.length ? `, unlike ${examples.unlike.join(", ")}` : "";
+  $("examples-text").textContent = `Scenes like ${examples.like.join(", ")}${unlike}`;
+}
+
+async function fetchBlob(url) {
+  const response = await fetch(url, { headers: headers(false) });
+  if (!response.ok) throw new Error(`HTTP ${response.status}`);
+  const src = URL.createObjectURL(await response.blob());
+  objectUrls.push(src);
+  return src;
 }
 
 async function loadThumbnail(img, placeholder, url) {
   try {
-    const response = await fetch(url, { headers: headers(false) });
-    if (!response.ok) return;
-    const src = URL.createObjectURL(await response.blob());
-    objectUrls.push(src);
-    img.src = src;
+    img.src = await fetchBlob(url);
     img.hidden = false;
     placeholder.hidden = true;
   } catch (err) {
     // leave the placeholder
   }
+}
+
+// Plays [start_s, end_s] of the clip: the file comes with the API key as a blob, then seek, play, stop.
+async function playShot(card, sceneId, shot) {
+  const video = card.querySelector(".player");
+  const button = card.querySelector(".play-button");
+  button.disabled = true;
+  button.textContent = "Loading...";
+  try {
+    if (!video.src) {
+      video.src = await fetchBlob(`/v1/scenes/${encodeURIComponent(sceneId)}/shots/${shot.index}/media`);
+      video.addEventListener("timeupdate", () => {
+        if (video.currentTime >= shot.end_s) video.pause();
+      });
+      await new Promise((resolve, reject) => {
+        video.addEventListener("loadedmetadata", resolve, { once: true });
+        video.addEventListener("error", () => reject(new Error("this browser cannot play the clip")), { once: true });
+      });
+    }
+    video.hidden = false;
+    video.currentTime = shot.start_s;
+    await video.play().catch(() => undefined); // autoplay rules may refuse; the controls remain
+    card.dataset.playing = "1";
+    button.textContent = "Replay best shot";
+  } catch (err) {
+    button.textContent = err.message;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function renderScores(hit, box) {
+  if (!box.hidden) {
+    box.hidden = true;
+    return;
+  }
+  box.replaceChildren();
+  const why = hit.explanation || { channels: {}, ranks: {}, summary: "" };
+  const table = el("table");
+  const head = el("tr");
+  for (const name of ["channel", "rank", "score"]) head.append(el("th", "", name));
+  table.append(head);
+  const names = Object.keys(why.ranks).sort((a, b) => why.ranks[a] - why.ranks[b]);
+  for (const name of names) {
+    const row = el("tr");
+    row.append(el("td", "", name), el("td", "", `#${why.ranks[name]}`), el("td", "", String(why.channels[name])));
+    table.append(row);
+  }
+  const fused = el("tr");
+  fused.append(el("td", "", "fused"), el("td", "", ""), el("td", "", hit.score.toFixed(4)));
+  table.append(fused);
+  box.append(table, el("p", "summary", why.summary || ""));
+  box.hidden = false;
+}
+
+// The lineage as a tree: root, down the ancestors to this scene, then its remixes nested under their parents.
+function lineageTree(lineage) {
+  const tree = el("ul", "tree");
+  const items = new Map();
+  const add = (parentList, node, current) => {
+    const item = el("li");
+    item.append(chip(node.scene_id, "node" + (node.eligible === false ? " hidden-node" : "")));
+    if (current) item.classList.add("current");
+    const children = el("ul");
+    item.append(children);
+    parentList.append(item);
+    items.set(node.scene_id, children);
+    return children;
+  };
+  let list = tree;
+  for (const node of [...lineage.ancestors].reverse()) list = add(list, node, false);
+  const here = add(list, { scene_id: lineage.scene_id, eligible: true }, true);
+  for (const node of lineage.descendants) add(items.get(node.parent_id) || here, node, false);
+  return tree;
 }
 
 async function toggleLineage(sceneId, box) {
@@ -106,19 +246,9 @@ async function toggleLineage(sceneId, box) {
   box.hidden = false;
   try {
     const lineage = await api("GET", `/v1/scenes/${encodeURIComponent(sceneId)}/lineage`);
-    box.replaceChildren();
-    const line = (label, nodes) => {
-      const p = document.createElement("p");
-      p.append(document.createTextNode(label + ": "));
-      if (!nodes.length) p.append(chip("none", "muted"));
-      for (const n of nodes) p.append(chip(`${n.scene_id} (${n.depth})`, n.eligible ? "node" : "node hidden-node"));
-      box.append(p);
-    };
-    const root = document.createElement("p");
-    root.textContent = `root: ${lineage.root}`;
-    box.append(root);
-    line("ancestors", lineage.ancestors);
-    line("descendants", lineage.descendants);
+    const summary = el("p", "", `root: ${lineage.root} · ${lineage.ancestors.length} ancestor(s), ` +
+      `${lineage.descendants.length} remix(es)`);
+    box.replaceChildren(summary, lineageTree(lineage));
   } catch (err) {
     box.replaceChildren(chip(err.message, "negation"));
   }
@@ -132,7 +262,8 @@ function renderCard(hit, rank) {
   card.querySelector(".score").textContent = `score ${hit.score.toFixed(3)}`;
   const shot = hit.best_shot;
   let shotText = "no shots indexed";
-  if (shot && shot.end_s !== null && shot.end_s > shot.start_s) {
+  const isClip = shot && shot.end_s !== null && shot.end_s > shot.start_s;
+  if (isClip) {
     shotText = `best shot ${shot.index}: ${fmt(shot.start_s)} - ${fmt(shot.end_s)}`;
   } else if (shot) {
     shotText = `best shot ${shot.index}: still image`;
@@ -153,6 +284,24 @@ function renderCard(hit, rank) {
   if (shot && shot.thumbnail_url) {
     loadThumbnail(card.querySelector("img"), card.querySelector(".no-thumb"), shot.thumbnail_url);
   }
+  if (isClip) {
+    const play = card.querySelector(".play-button");
+    play.hidden = false;
+    play.addEventListener("click", () => playShot(card, hit.scene_id, shot));
+  }
+  card.querySelector(".like-button").addEventListener("click", () => {
+    examples.like = [hit.scene_id];
+    examples.unlike = [];
+    run();
+  });
+  const unlike = card.querySelector(".unlike-button");
+  unlike.hidden = !examples.like.length;
+  unlike.addEventListener("click", () => {
+    examples.unlike = [...examples.unlike.filter((id) => id !== hit.scene_id), hit.scene_id];
+    run();
+  });
+  const scores = card.querySelector(".scores");
+  card.querySelector(".scores-button").addEventListener("click", () => renderScores(hit, scores));
   const box = card.querySelector(".lineage");
   card.querySelector(".lineage-button").addEventListener("click", () => toggleLineage(hit.scene_id, box));
   return card;
@@ -164,45 +313,68 @@ function renderAds(ads) {
   $("ads-title").hidden = false;
   if (!ads.length) list.append(chip("no ad passed the relevance floor", "muted"));
   for (const ad of ads) {
-    const item = document.createElement("li");
-    item.className = "ad";
-    const head = document.createElement("strong");
-    head.textContent = ad.headline || ad.ad_id;
-    const who = document.createElement("div");
-    who.className = "advertiser";
-    who.textContent = `${ad.advertiser || ""} · ${ad.ad_id} · score ${ad.score.toFixed(3)}`;
-    const why = document.createElement("div");
-    why.className = "why";
-    why.textContent = ad.explanation || "";
-    item.append(head, who, why);
+    const item = el("li", "ad");
+    const who = el("div", "advertiser", `${ad.advertiser || ""} · ${ad.ad_id} · score ${ad.score.toFixed(3)}`);
+    item.append(el("strong", "", ad.headline || ad.ad_id), who, el("div", "why", ad.explanation || ""));
     list.append(item);
   }
 }
 
-async function search(event) {
-  event.preventDefault();
+function clearResults() {
+  while (objectUrls.length) URL.revokeObjectURL(objectUrls.pop());
+  $("results").replaceChildren();
+  $("ads").replaceChildren();
+  $("empty").hidden = true;
+  $("results-title").hidden = true;
+  $("ads-title").hidden = true;
+}
+
+async function run() {
   showError("");
   sessionStorage.setItem(KEY_STORE, $("api-key").value);
-  while (objectUrls.length) URL.revokeObjectURL(objectUrls.pop());
+  writeUrl();
+  renderExamples();
+  clearResults();
+  document.body.dataset.state = "loading";
+  $("loading").hidden = false;
   $("search-button").disabled = true;
   try {
-    const data = await api("POST", "/v1/search", buildRequest());
+    const [path, request] = buildRequest();
+    const data = await api("POST", path, request);
     renderFrame(data.frame);
-    const cards = $("results");
-    cards.replaceChildren(...data.scenes.map((hit, i) => renderCard(hit, i + 1)));
-    $("results-title").hidden = false;
+    $("results").replaceChildren(...data.scenes.map((hit, i) => renderCard(hit, i + 1)));
+    $("results-title").hidden = data.scenes.length === 0;
     $("empty").hidden = data.scenes.length > 0;
     renderAds(data.ads);
-    document.body.dataset.state = "done";
+    document.body.dataset.state = data.scenes.length ? "done" : "empty";
   } catch (err) {
+    $("frame").hidden = true;
     showError(err.message);
     document.body.dataset.state = "error";
   } finally {
+    $("loading").hidden = true;
     $("search-button").disabled = false;
   }
 }
 
 document.addEventListener("DOMContentLoaded", () => {
   $("api-key").value = sessionStorage.getItem(KEY_STORE) || "";
-  $("search-form").addEventListener("submit", search);
+  $("search-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    examples.like = [];
+    examples.unlike = [];
+    run();
+  });
+  $("back-to-search").addEventListener("click", () => {
+    examples.like = [];
+    examples.unlike = [];
+    if ($("query").value.trim()) {
+      run();
+    } else {
+      writeUrl();
+      renderExamples();
+      clearResults();
+    }
+  });
+  if (readUrl()) run();
 });

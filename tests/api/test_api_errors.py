@@ -113,6 +113,9 @@ def test_openapi_documents_every_endpoint(client: TestClient) -> None:
         ("get", "/v1/stats"),
         ("get", "/metrics"),
         ("get", "/v1/thumbnails/{path}"),
+        ("post", "/v1/recommend"),
+        ("post", "/v1/recommend/image"),
+        ("get", "/v1/scenes/{scene_id}/shots/{index}/media"),
     }
     assert {(m, p) for p, ops in paths.items() for m in ops} == expected
     assert spec["components"]["securitySchemes"]["APIKeyHeader"] == {

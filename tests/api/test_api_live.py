@@ -11,6 +11,8 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 import pytest
@@ -20,6 +22,9 @@ from api.app import create_app
 from indexer.encoders import SentenceTransformerEncoder
 from search.engine import Engine
 from tests.api.api_support import ADMIN, READ, READ_KEY, make_settings
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -33,7 +38,9 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SCREENSHOT = Path("/tmp/visual-intent-search-page.png")
+TOOL_SCREENSHOT = Path("/tmp/visual-intent-search-tool.png")
 PAGE_QUERY = "show me how this jacket looks in the Alps at night"
+CLIP_QUERY = "sunglasses at the beach, golden hour, playful"  # finds scn-0003, a two-shot webm clip
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +175,8 @@ def test_search_page_in_chromium(live_url: str) -> None:
             family = page.locator(f".card[data-scene-id='{root}']")
             family.locator(".lineage-button").click()
             page.wait_for_selector(".lineage:not([hidden]) >> text=root:", timeout=15_000)
-            assert family.locator(".lineage .chip.node").count() >= 1  # its remixes, listed as descendants
+            assert family.locator(".lineage .chip.node").count() >= 2  # a tree: this scene and its remixes
+            assert family.locator(".tree .current").count() == 1 and family.locator(".tree ul li").count() >= 1
             page.screenshot(path=str(SCREENSHOT), full_page=True)
             page.fill("#api-key", "wrong-key-but-long-enough")
             page.click("#search-button")
@@ -177,3 +185,117 @@ def test_search_page_in_chromium(live_url: str) -> None:
             assert [p for p in problems if "401" not in p] == []
         finally:
             browser.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.skip("Debian chromium is not installed at /usr/bin/chromium (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def _page(browser: Browser, problems: list[str]) -> Page:
+    """A page whose session already holds the read key (as after typing it once)."""
+    page = browser.new_page(viewport={"width": 1280, "height": 1400})
+    page.add_init_script(f"sessionStorage.setItem('visual-intent-api-key', '{READ_KEY}')")
+    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    return page
+
+
+def _not_blank(png: bytes) -> bool:
+    """A real picture, not one flat colour (a failed render or an empty box)."""
+    import io
+
+    from PIL import Image, ImageStat
+
+    with Image.open(io.BytesIO(png)) as image:
+        return max(ImageStat.Stat(image.convert("RGB")).stddev) > 8
+
+
+def _cards(page: Page) -> list[str]:
+    return [str(c.get_attribute("data-scene-id")) for c in page.locator(".card").all()]
+
+
+@pytest.mark.browser
+def test_search_page_as_a_working_tool(live_url: str, browser: Browser) -> None:
+    problems: list[str] = []
+    page = _page(browser, problems)
+    # a shared link runs its search on load, with the query and filters filled in from the URL
+    page.goto(f"{live_url}/?q={quote(CLIP_QUERY)}&k=20&collapse=0")
+    page.wait_for_selector("body[data-state=done]", timeout=30_000)
+    assert page.input_value("#query") == CLIP_QUERY and page.input_value("#k") == "20"
+    assert not page.is_checked("#collapse") and not page.is_visible("#examples")
+    shared = _cards(page)
+    assert "scn-0003" in shared
+
+    # play the best shot: the clip is fetched with the key, seeks to the shot and renders real frames
+    card = page.locator('.card[data-scene-id="scn-0003"]')
+    card.locator(".play-button").click()
+    page.wait_for_selector('.card[data-scene-id="scn-0003"][data-playing="1"]', timeout=20_000)
+    page.wait_for_function(
+        "() => { const v = document.querySelector('.card[data-scene-id=\"scn-0003\"] video');"
+        " return v && v.readyState >= 2 && !v.seeking; }",
+        timeout=20_000,
+    )
+    start = float(card.locator(".shot").inner_text().split(": ")[1].split("s")[0])
+    current = card.locator("video").evaluate("v => v.currentTime")
+    assert start - 0.05 <= current <= start + 3.0
+    assert _not_blank(card.locator(".thumb").screenshot())
+
+    # per-channel scores on demand
+    card.locator(".scores-button").click()
+    rows = card.locator(".scores tr")
+    assert rows.count() >= 3 and "dense" in card.locator(".scores").inner_text()
+    page.screenshot(path=str(TOOL_SCREENSHOT), full_page=True)
+    assert _not_blank(TOOL_SCREENSHOT.read_bytes())
+
+    # more like this, then less like another: the examples go into the URL and never come back as results
+    first = shared[0]
+    page.locator(f'.card[data-scene-id="{first}"] .like-button').click()
+    page.wait_for_function(f"() => location.search.includes('like={first}')", timeout=15_000)
+    page.wait_for_selector("body[data-state=done]", timeout=30_000)
+    assert page.is_visible("#examples") and not page.is_visible("#frame")
+    assert f"Scenes like {first}" in page.inner_text("#examples") and first not in _cards(page)
+    avoid = _cards(page)[0]
+    page.locator(f'.card[data-scene-id="{avoid}"] .unlike-button').click()
+    page.wait_for_function(f"() => location.search.includes('unlike={avoid}')", timeout=15_000)
+    page.wait_for_selector("body[data-state=done]", timeout=30_000)
+    liked = _cards(page)
+    assert liked and not {first, avoid} & set(liked)
+    params = parse_qs(urlsplit(page.url).query)
+    assert params["like"] == [first] and params["unlike"] == [avoid]
+
+    # the shared link reproduces the same results in a fresh page
+    again = _page(browser, problems)
+    again.goto(page.url)
+    again.wait_for_selector("body[data-state=done]", timeout=30_000)
+    assert _cards(again) == liked
+    assert problems == []
+
+
+@pytest.mark.browser
+def test_search_page_empty_and_error_states(live_url: str, browser: Browser) -> None:
+    filters = {"times_of_day": ["night"], "settings": ["beach"], "tones": ["minimalist"], "categories": ["furniture"]}
+    with httpx.Client(base_url=live_url, timeout=30) as http:
+        body = {"query": "a sofa", "k": 5, "filters": filters}
+        assert http.post("/v1/search", json=body, headers=READ).json()["scenes"] == []  # no such scene
+    problems: list[str] = []
+    page = _page(browser, problems)
+    page.goto(f"{live_url}/?q=a+sofa&time=night&setting=beach&tone=minimalist&category=furniture")
+    page.wait_for_selector("body[data-state=empty]", timeout=30_000)
+    assert page.is_visible("#empty") and "No eligible scene matched" in page.inner_text("#empty")
+    assert page.locator(".card").count() == 0 and not page.is_visible("#error")
+    page.fill("#api-key", "wrong-key-but-long-enough")
+    page.click("#search-button")
+    page.wait_for_selector("body[data-state=error]", timeout=15_000)
+    assert "unknown API key" in page.inner_text("#error") and "[unauthorized]" in page.inner_text("#error")
+    assert not page.is_visible("#empty") and page.locator(".card").count() == 0
+    assert [p for p in problems if "401" not in p] == []

@@ -170,3 +170,28 @@ def test_reference_image_validation(clip_client: TestClient) -> None:
     assert_error(_upload(clip_client, _png(), filters='{"tones": ["gloomy"]}'), 422, "invalid_request")
     assert_error(_upload(clip_client, _png(), filters="{not json"), 422, "invalid_request")
     assert _upload(clip_client, _png(), filters='{"tones": ["cozy"]}').status_code == 200
+
+
+def test_recommend_with_a_reference_image(clip_client: TestClient, client: TestClient) -> None:
+    """Examples plus an image: the image's own scene comes first with a best shot that matches it exactly."""
+    found = clip_client.post("/v1/search", json={"query": "scene", "k": 3}, headers=READ).json()["scenes"]
+    positive, pictured = found[0]["scene_id"], found[1]["scene_id"]
+    picture = (FIXTURES / "media" / f"{pictured}.png").read_bytes()
+    request = json.dumps({"positive": [positive], "k": 5, "collapse": False})
+    files = {"image": ("ref.png", picture, "image/png")}
+    response = clip_client.post("/v1/recommend/image", files=files, data={"request": request}, headers=READ)
+    assert response.status_code == 200, response.text
+    data = response.json()
+    assert "clip" in data["channels"] and data["positive"] == [positive]
+    hits = {hit["scene_id"]: hit for hit in data["scenes"]}
+    assert positive not in hits and pictured in hits
+    assert hits[pictured]["best_shot"]["similarity"] > max(
+        hit["best_shot"]["similarity"] for sid, hit in hits.items() if sid != pictured and hit["best_shot"]
+    )
+    bad = clip_client.post("/v1/recommend/image", files=files, data={"request": "{}"}, headers=READ)
+    assert_error(bad, 422, "invalid_request")
+    assert_error(
+        client.post("/v1/recommend/image", files=files, data={"request": request}, headers=READ),
+        422,
+        "no_visual_channel",
+    )

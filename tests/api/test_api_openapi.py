@@ -51,11 +51,19 @@ def api_app(
 
 def _beyond_the_schema(case: Any) -> bool:
     """Cases a schema-valid request may rightly fail for reasons no schema states: whether uploaded bytes are an
-    image (and the index has a visual channel), and a strict batch whose records break the catalog contract
-    (records are free-form objects in the spec so that each bad one is reported, not the whole request)."""
+    image (and the index has a visual channel), whether a form field holds a valid request as JSON text, cross-field
+    rules (recommend examples are disjoint, created_from is not after created_to), and a strict batch whose
+    records break the catalog contract (records are free-form objects in the spec so that each bad one is
+    reported, not the whole request)."""
     label = case.operation.label
-    strict_batch = label == "POST /v1/scenes" and isinstance(case.body, dict) and case.body.get("strict") is True
-    return label == "POST /v1/search/image" or strict_batch
+    body = case.body if isinstance(case.body, dict) else {}
+    strict_batch = label == "POST /v1/scenes" and body.get("strict") is True
+    ids = [{str(i) for i in v} if isinstance(v := body.get(name), list) else set() for name in ("positive", "negative")]
+    overlap = label == "POST /v1/recommend" and bool(ids[0] & ids[1])
+    filters = body.get("filters") if isinstance(body.get("filters"), dict) else {}
+    date_range = bool(filters.get("created_from") and filters.get("created_to"))  # may be backwards
+    uploads = label in ("POST /v1/search/image", "POST /v1/recommend/image")
+    return uploads or strict_batch or overlap or date_range
 
 
 def _check(case: Any, app: FastAPI) -> None:
