@@ -104,6 +104,21 @@ def index(
     ] = 5000,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON. Default: text.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bars. Default: off.")] = False,
+    c2pa_trust_anchors: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="PEM root certificates for Content Credentials; kept in the index. Default: the index's saved "
+            "anchors, else none (signed files are Valid, never Trusted).",
+        ),
+    ] = None,
+    c2pa_allowed_ekus: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True, dir_okay=False, help="Allowed extended key uses, one OID a line. Default: c2pa-rs's."
+        ),
+    ] = None,
 ) -> None:
     """Validate and index a catalog (scenes, ads, consents) into --db. Re-running resumes: unchanged scenes
     are skipped."""
@@ -127,6 +142,8 @@ def index(
         workers=workers,
         progress=not quiet and sys.stderr.isatty(),
         chunk_size=chunk_size,
+        c2pa_trust_anchors=c2pa_trust_anchors,
+        c2pa_allowed_ekus=c2pa_allowed_ekus,
     )
     report = index_catalog(options, scenes, ads, consents)
     print(render_index_summary(report), file=sys.stderr)

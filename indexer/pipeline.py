@@ -19,7 +19,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from indexer import ann, catalog, media, rows, stream, validation
+from indexer import ann, catalog, media, provenance, rows, stream, validation
 from indexer.catalog import Loaded, Source
 from indexer.coerce import ChangeLog
 from indexer.context import ad_text
@@ -58,6 +58,8 @@ class IndexOptions:
     workers: int = 2
     progress: bool = True
     chunk_size: int = DEFAULT_CHUNK  # scenes per transaction: bounds memory and what a crash can lose
+    c2pa_trust_anchors: Path | None = None  # PEM roots; kept in the index for later runs (see provenance.py)
+    c2pa_allowed_ekus: Path | None = None  # extended key uses accepted for signing certificates, one OID a line
 
 
 @dataclass
@@ -203,6 +205,9 @@ def _rebuild(
     staging = options.db.with_name(options.db.name + ".rebuild")
     shutil.rmtree(staging, ignore_errors=True)
     staged = replace(options, db=staging, rebuild=False)
+    kept_anchors = options.db / provenance.ANCHORS_FILE
+    if options.c2pa_trust_anchors is None and kept_anchors.is_file():  # a rebuild keeps the index's trust
+        staged = replace(staged, c2pa_trust_anchors=kept_anchors)
     report = index_catalog(staged, scenes_path, ads_path, consents_path, encoders)
     retired = options.db.with_name(options.db.name + ".old")
     options.db.rename(retired)
@@ -244,17 +249,19 @@ def _ingest(
             store.upsert(CONSENTS, [rows.consent_row(c, consents.sources[c.persona_id]) for c in consents.records])
             report.consents = len(consents.records)
     if scenes_path:
+        trust = provenance.trust_for_index(store.path, options.c2pa_trust_anchors, options.c2pa_allowed_ekus)
         run = stream.SceneRun(
             store=store,
             text=enc.text,
             clip=enc.clip,
             media_root=stream.media_root(scenes_path, options.media_root),
-            fingerprint=_fingerprint(options, enc),
+            fingerprint=f"{_fingerprint(options, enc)}|c2pa={trust.fingerprint}",
             lineage=lineage,
             stored_hashes=hashes,
             infer_context=options.infer_context,
             limits=options.limits,
             workers=options.workers,
+            trust=trust,
         )
         bar = tqdm(total=sizes.get(str(scenes_path)), desc="scenes", unit="rows", disable=not options.progress)
         with report.phase("scenes"), bar:
