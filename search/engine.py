@@ -20,7 +20,7 @@ from indexer.encoders import ClipModel, ClipSpec, Encoder, is_semantic, load_cli
 from indexer.errors import IndexMismatchError
 from indexer.store import ClipInfo, Store
 from indexer.vocab import Vocabulary
-from search import channels, rerank
+from search import channels, rerank, trust
 from search.ads import match_ads, rank_ads_by_text
 from search.consent import now_utc
 from search.explain import ad_hit, scene_hit
@@ -50,6 +50,7 @@ class SearchOptions:
     negation: str = "exclude"
     depth: int = 200  # candidates per channel
     ads_k: int = 5
+    require_credentials: bool = False  # only scenes and ad creatives with a verified C2PA credential
 
 
 # Named variants for evaluation and experiments.
@@ -140,7 +141,8 @@ class Engine:
         frame = (
             self.parser.parse(text, sku, snap.products) if options.intent else IntentFrame(text, sku, search_text=text)
         )
-        allowed = snap.eligible(use, now)
+        visible = snap.eligible(use, now)
+        allowed = visible & trust.credentialed(snap) if options.require_credentials else visible.copy()
         if filters is not None:
             allowed &= filters.mask(snap)
         query_vec = self.text.encode([frame.search_text])
@@ -172,16 +174,21 @@ class Engine:
         top = ranked[:k]
         scenes = [scene_hit(snap, c, frame, results, clip_vec) for c in top]
         ads = (
-            match_ads(snap, frame, query_vec[0], [c.row for c in top[:5]], now, k=options.ads_k)
+            match_ads(
+                snap, frame, query_vec[0], [c.row for c in top[:5]], now, options.ads_k, options.require_credentials
+            )
             if options.ads_k
             else []
         )
+        ad_hits = [ad_hit(m) for m in ads]
+        trust.annotate_scenes(snap, scenes, [c.row for c in top], use, visible)
+        trust.annotate_ads(snap, ad_hits, [m.ad for m in ads])
         return SearchResponse(
             query=text,
             use=use,
             frame=frame.to_dict(),
             scenes=scenes,
-            ads=[ad_hit(m) for m in ads],
+            ads=ad_hits,
             channels=[r.name for r in results],
             fusion=options.fusion,
             clip_status=self.clip_status,

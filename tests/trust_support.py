@@ -21,6 +21,8 @@ from PIL import Image
 from tests.helpers import write_jsonl
 
 FIXTURE_CLIPS = Path(__file__).resolve().parents[1] / "fixtures" / "clips"
+RUNNER = {"sku": "SKU-N1", "name": "Neon Runner sneakers", "category": "footwear"}
+POSTER = {"sku": "SKU-P1", "name": "Blue studio poster", "category": "lighting"}
 AI_SOURCE = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 
 
@@ -128,10 +130,12 @@ def trust_catalog(root: Path, signer: Signer) -> dict[str, Path]:
     ai = {"generator": "sora-2", "ai_disclosure": True, "c2pa_manifest": "urn:c2pa:test"}
     scenes = [
         _scene("t-jpg", "An orange poster on a studio wall", ["media/signed.jpg"], provenance=ai),
-        _scene("t-mp4", "A night city pan with neon signs", ["media/signed.mp4"], provenance=ai),
+        _scene("t-mp4", "A night city pan with neon signs", ["media/signed.mp4"], provenance=ai, products=[RUNNER]),
         _scene("t-mov", "Neon city street, four quick shots", ["media/signed.mov"], provenance=ai),  # says veo-3
         _scene("t-tampered", "Alpine peaks at night", ["media/tampered.mp4"], provenance=ai),
-        _scene("t-unsigned", "A blue poster on a studio wall", ["media/unsigned.png"], provenance=ai),
+        _scene(
+            "t-unsigned", "A blue poster on a studio wall", ["media/unsigned.png"], provenance=ai, products=[POSTER]
+        ),
         _scene(
             "t-cameo",
             "A presenter walks through the neon city",
@@ -148,12 +152,16 @@ def trust_catalog(root: Path, signer: Signer) -> dict[str, Path]:
             "ad_id": "ad-neon",
             "headline": "Neon city sneakers",
             "keywords": ["neon", "city"],
+            "skus": ["SKU-N1"],
+            "categories": ["footwear"],
             "creative_scene_ids": ["t-mp4"],
         },
         {
             "ad_id": "ad-poster",
             "headline": "Blue studio poster prints",
-            "keywords": ["poster", "neon", "city"],
+            "keywords": ["poster", "studio"],
+            "skus": ["SKU-P1"],
+            "categories": ["lighting"],
             "creative_scene_ids": ["t-unsigned"],
         },
     ]
