@@ -93,7 +93,10 @@ class FamilyTable:
 
 
 def family_table(
-    snap: Snapshot, visible: np.ndarray | None = None, as_of: datetime | None = None, window_days: float = 7.0
+    snap: Snapshot,
+    visible: np.ndarray | None = None,
+    as_of: datetime | None = None,
+    window_days: float = DEFAULT_WINDOW_DAYS,
 ) -> FamilyTable:
     forest = remix_forest(snap, visible)
     created = snap.created[forest.rows]
