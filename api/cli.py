@@ -204,6 +204,10 @@ def search(
     dwell_weight: Annotated[float | None, typer.Option(help="Engagement prior weight. Default: 0 (off).")] = None,
     negation: Annotated[str | None, typer.Option(help="exclude or demote negated matches. Default: exclude.")] = None,
     no_clip: Annotated[bool, typer.Option("--no-clip", help="Do not load CLIP for this search.")] = False,
+    require_credentials: Annotated[
+        bool,
+        typer.Option(help="Only scenes and ad creatives with a verified C2PA credential. Default: off."),
+    ] = False,
 ) -> None:
     """Search scenes and ads with a scenario query (or a batch with --queries)."""
     from api.render import render_response
@@ -223,6 +227,7 @@ def search(
         mmr_lambda=mmr,
         dwell_weight=dwell_weight,
         negation=negation,
+        require_credentials=require_credentials or None,
     )
     engine = Engine.open(db, use_clip=not no_clip)
     batch = read_queries(queries) if queries else None
@@ -422,6 +427,16 @@ def experiment_run(
     for path in write_report(result, out):
         print(f"wrote {path}", file=sys.stderr)
     print(to_text(result))
+
+
+def _register_trust_commands() -> None:
+    from api import cli_trust
+
+    app.command()(cli_trust.lineage)
+    app.command()(cli_trust.audit)
+
+
+_register_trust_commands()
 
 
 def main() -> None:

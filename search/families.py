@@ -173,7 +173,7 @@ def family_metrics(snap: Snapshot, table: FamilyTable, root: int) -> FamilyMetri
         structural_virality=_rounded(table.virality(root)),
         prompt_mutation=_rounded(float(np.mean(table.mutation[remixes])) if remixes else None),
         mutation_by_generation={g: round(float(np.mean(v)), 4) for g, v in sorted(by_gen.items())},
-        last_created_at=None if last == np.iinfo(np.int64).min else str(np.datetime64(last, "us")) + "Z",
+        last_created_at=None if last == np.iinfo(np.int64).min else f"{np.datetime_as_string(np.datetime64(last, 'us'), unit='s')}Z",
     )
 
 

@@ -119,9 +119,27 @@ async function toggleLineage(sceneId, box) {
     box.append(root);
     line("ancestors", lineage.ancestors);
     line("descendants", lineage.descendants);
+    if (lineage.credit && lineage.credit.length) {
+      const credit = document.createElement("p");
+      credit.textContent = `credit: ${lineage.credit.map((c) => c || "unknown").join(" → ")}`;
+      box.append(credit);
+    }
   } catch (err) {
     box.replaceChildren(chip(err.message, "negation"));
   }
+}
+
+// Trust layer: the verified Content Credential state and the disclosure label a publisher must show.
+function trustChips(hit) {
+  const box = document.createElement("div");
+  box.className = "chips trust";
+  const state = (hit.provenance && hit.provenance.verified.c2pa_state) || "no credential";
+  box.append(chip(`credential: ${state}`, `credential credential-${state.replace(/\s+/g, "-").toLowerCase()}`));
+  const d = hit.disclosure;
+  if (d && d.required) box.append(chip(`label: ${d.label}`, "disclosure"));
+  if (d && !d.ok) box.append(chip("disclosure not met", "miss"));
+  for (const flag of (hit.provenance && hit.provenance.mismatches) || []) box.append(chip(`⚠ ${flag}`, "miss"));
+  return box;
 }
 
 function renderCard(hit, rank) {
@@ -150,6 +168,7 @@ function renderCard(hit, rank) {
   const mismatched = (hit.explanation && hit.explanation.mismatched) || {};
   for (const [slot, value] of Object.entries(mismatched)) missed.append(chip(`✗ ${slot}: ${value}`, "miss"));
   if (hit.variants.length) missed.append(chip(`+${hit.variants.length} remix variant(s)`, "muted"));
+  card.querySelector(".missed").after(trustChips(hit));
   if (shot && shot.thumbnail_url) {
     loadThumbnail(card.querySelector("img"), card.querySelector(".no-thumb"), shot.thumbnail_url);
   }
