@@ -173,8 +173,12 @@ def family_metrics(snap: Snapshot, table: FamilyTable, root: int) -> FamilyMetri
         structural_virality=_rounded(table.virality(root)),
         prompt_mutation=_rounded(float(np.mean(table.mutation[remixes])) if remixes else None),
         mutation_by_generation={g: round(float(np.mean(v)), 4) for g, v in sorted(by_gen.items())},
-        last_created_at=None if last == np.iinfo(np.int64).min else f"{np.datetime_as_string(np.datetime64(last, 'us'), unit='s')}Z",
+        last_created_at=None if last == np.iinfo(np.int64).min else _iso(np.datetime64(last, "us")),
     )
+
+
+def _iso(stamp: np.datetime64) -> str:
+    return f"{np.datetime_as_string(stamp, unit='s')}Z"
 
 
 def _rounded(value: float | None) -> float | None:

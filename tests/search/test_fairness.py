@@ -40,7 +40,7 @@ def test_group_exposure_matches_fairranktune() -> None:
 
     rankings = [["a", "b", "c", "d"], ["c", "a", "d", "b"], ["d", "c", "b", "a"]]
     groups = {"a": ["g1"], "b": ["g1"], "c": ["g2"], "d": ["g3"]}
-    frame = pd.DataFrame({i: r for i, r in enumerate(rankings)})
+    frame = pd.DataFrame(dict(enumerate(rankings)))
     item_group = {s: g[0] for s, g in groups.items()}
     counts = {"g1": 2, "g2": 1, "g3": 1}
     _, per_item = EXP(frame, item_group, "MinMaxRatio")  # mean 1/log2(1+rank) exposure per group member
