@@ -125,3 +125,22 @@ def test_without_anchors_signed_scenes_are_valid_and_anchors_are_kept(
         IndexOptions(db=db, progress=False, use_clip=False), trust_files["scenes"], encoders=text_only
     )
     assert again.unchanged == 7  # the saved anchors still apply: nothing re-read, nothing downgraded
+
+
+TRUST_FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "trust"
+
+
+@pytest.mark.parametrize(
+    ("name", "state"),
+    [
+        ("signed.jpg", TRUSTED),
+        ("signed.mp4", TRUSTED),
+        ("signed.mov", TRUSTED),
+        ("tampered.mp4", INVALID),
+        ("unsigned.png", None),
+    ],
+)
+def test_shipped_trust_fixtures_keep_their_states(name: str, state: str | None) -> None:
+    """fixtures/trust (make_trust_fixtures.py): checked-in media against the checked-in test anchor."""
+    trust = TrustConfig((TRUST_FIXTURES / "anchors.pem").read_text())
+    assert read_credential(TRUST_FIXTURES / "media" / name, trust).state == state
