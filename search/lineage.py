@@ -61,6 +61,8 @@ def lineage(snap: Snapshot, scene_id: str, visible: Callable[[str], bool] = lamb
 
 # --- the remix graph (rustworkx) -------------------------------------------------------------------------
 
+FORESTS_KEPT = 4  # visibility masks change only when a consent expires or is revoked; keep a few per snapshot
+
 
 @dataclass
 class RemixForest:
@@ -96,6 +98,9 @@ def remix_forest(snap: Snapshot, visible: np.ndarray | None = None) -> RemixFore
     key = "forest:" + hashlib.sha1(np.packbits(visible).tobytes()).hexdigest()
     cached = snap.derived.get(key)
     if cached is None:
+        forests = [k for k in snap.derived if k.startswith("forest:")]
+        for stale in forests[: max(0, len(forests) - FORESTS_KEPT + 1)]:  # oldest first (dicts keep order)
+            del snap.derived[stale]
         cached = snap.derived[key] = _build_forest(parent_rows(snap), visible)
     return cached
 

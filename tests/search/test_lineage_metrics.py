@@ -162,3 +162,12 @@ def test_families_sort_by_velocity(engine: Engine) -> None:
         < (snap.created[snap.row[sid]] - np.datetime64(T0.replace(tzinfo=None), "us")) / np.timedelta64(1, "h")
         <= 160
     )
+
+
+def test_forest_cache_keeps_a_few_masks(engine: Engine) -> None:
+    snap = engine.snapshot
+    for hidden in range(6):
+        mask = np.ones(len(snap), dtype=bool)
+        mask[hidden] = False
+        remix_forest(snap, mask)
+    assert sum(key.startswith("forest:") for key in snap.derived) <= 4
