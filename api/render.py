@@ -110,6 +110,14 @@ def render_index_summary(report: IndexReport) -> str:
         text += (
             f"\nunchanged: {report.unchanged} scene(s) already stored with the same content (skipped, not re-encoded)"
         )
+    if report.credentials:
+        states = ", ".join(f"{n} {state}" for state, n in sorted(report.credentials.items()))
+        anchors = (
+            "checked against the trust anchors"
+            if report.trust_anchors
+            else ("no trust anchors: signed files are Valid, never Trusted (--c2pa-trust-anchors)")
+        )
+        text += f"\ncontent credentials: {states} media file(s); {anchors}"
     return text
 
 

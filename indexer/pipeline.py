@@ -77,6 +77,8 @@ class IndexReport:
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)  # phase -> seconds
     ann: dict[str, Any] = field(default_factory=dict)
+    credentials: dict[str, int] = field(default_factory=dict)  # media files read this run, by C2PA state
+    trust_anchors: bool = False  # whether credentials were checked against trust anchors
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -106,6 +108,7 @@ class IndexReport:
             "seconds": round(self.seconds, 3),
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "ann": self.ann,
+            "credentials": {"by_state": self.credentials, "trust_anchors": self.trust_anchors},
         }
 
 
@@ -267,6 +270,7 @@ def _ingest(
         with report.phase("scenes"), bar:
             stream.ingest_scenes(run, scenes_path, options.chunk_size, bar, on_chunk=report.add_changes)
         report.scenes, report.shots, report.unchanged = run.written, run.shots, run.skipped
+        report.credentials, report.trust_anchors = run.credentials, trust.anchors is not None
         report.errors.extend(run.errors)
         report.lineage_gaps = lineage.gaps()
         if options.strict and report.errors:  # media that failed to decode: roll the whole run back

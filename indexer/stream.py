@@ -82,6 +82,7 @@ class SceneRun:
     shots: int = 0
     skipped: int = 0
     errors: list[RecordError] = field(default_factory=list)
+    credentials: dict[str, int] = field(default_factory=dict)  # media files read this run, by C2PA state
 
 
 @dataclass
@@ -192,7 +193,10 @@ def _index_media(
             failed.add(scene.scene_id)
             shots.pop(scene.scene_id, None)
             continue
-        credentials.setdefault(scene.scene_id, []).append(provenance.read_credential(path, run.trust))
+        credential = provenance.read_credential(path, run.trust)
+        credentials.setdefault(scene.scene_id, []).append(credential)
+        state = credential.state or provenance.NO_CREDENTIAL
+        run.credentials[state] = run.credentials.get(state, 0) + 1
         scene_shots = shots.setdefault(scene.scene_id, [])
         scene_shots.extend(
             rows.shot_rows(

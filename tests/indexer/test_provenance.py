@@ -87,6 +87,7 @@ def test_index_stores_facts_and_flags_claims_that_disagree(
     options = IndexOptions(db=db, progress=False, use_clip=False, c2pa_trust_anchors=trust_files["anchors"])
     report = index_catalog(options, trust_files["scenes"], trust_files["ads"], trust_files["consents"], text_only)
     assert not report.errors
+    assert report.credentials == {TRUSTED: 4, INVALID: 1, "none": 1} and report.trust_anchors
     rows = _scene_rows(db)
     assert {sid: r[SceneCol.C2PA_STATE] for sid, r in rows.items()} == {
         "t-jpg": TRUSTED,
@@ -115,7 +116,10 @@ def test_without_anchors_signed_scenes_are_valid_and_anchors_are_kept(
     trust_files: dict[str, Path], tmp_path: Path, text_only: Encoders
 ) -> None:
     db = tmp_path / "index"
-    index_catalog(IndexOptions(db=db, progress=False, use_clip=False), trust_files["scenes"], encoders=text_only)
+    first = index_catalog(
+        IndexOptions(db=db, progress=False, use_clip=False), trust_files["scenes"], encoders=text_only
+    )
+    assert first.credentials[VALID] == 4 and not first.trust_anchors
     assert _scene_rows(db)["t-jpg"][SceneCol.C2PA_STATE] == VALID
     # anchors given later: the content hash changes, every credential is read again, and the index keeps them
     anchored = IndexOptions(db=db, progress=False, use_clip=False, c2pa_trust_anchors=trust_files["anchors"])
