@@ -148,3 +148,13 @@ def test_shipped_trust_fixtures_keep_their_states(name: str, state: str | None) 
     """fixtures/trust (make_trust_fixtures.py): checked-in media against the checked-in test anchor."""
     trust = TrustConfig((TRUST_FIXTURES / "anchors.pem").read_text())
     assert read_credential(TRUST_FIXTURES / "media" / name, trust).state == state
+
+
+def test_trust_settings_are_offline_and_carry_anchors_and_ekus() -> None:
+    assert TrustConfig().settings() == {
+        "verify": {"remote_manifest_fetch": False, "ocsp_fetch": False, "verify_trust": False}
+    }
+    configured = TrustConfig("PEM", "1.3.6.1.5.5.7.3.36\n").settings()
+    assert configured["verify"]["verify_trust"] is True
+    assert configured["trust"] == {"trust_anchors": "PEM", "trust_config": "1.3.6.1.5.5.7.3.36\n"}
+    assert TrustConfig().fingerprint != TrustConfig("PEM").fingerprint
