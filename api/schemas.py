@@ -319,6 +319,10 @@ class ScenePublic(SceneFieldsPublic):
     inferred: list[str] = Field(description="Slots the indexer inferred from the prompt.")
     shots: list[ShotPublic]
     eligible: dict[str, bool] = Field(description="Whether cameo consents allow each use right now.")
+    provenance: ProvenancePublic | None = None
+    media_credentials: list[dict[str, Any]] = Field(
+        default_factory=list, description="Per media file: the Content Credential facts read at index time."
+    )
 
 
 class SceneDeletedPublic(BaseModel):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from pathlib import PurePath
 from typing import Any
 from urllib.parse import quote
 
@@ -21,6 +23,7 @@ from api.schemas import (
 from api.schemas_trust import DisclosurePublic, FamilyPublic, ProvenancePublic
 from indexer.pipeline import THUMBS_DIR
 from indexer.schema import USES, SceneCol
+from search.disclosure import provenance_view
 from search.families import family_of, family_table
 from search.lineage import LineageNode, credit_chain, lineage
 from search.results import AdHit, SceneHit, SearchResponse, ShotRef
@@ -144,6 +147,10 @@ def scene_public(snap: Snapshot, scene_id: str, now: datetime) -> ScenePublic | 
         inferred=list(cols[SceneCol.INFERRED][row] or []),
         shots=[shot_public(s) for s in snap.shots.get(scene_id, [])],
         eligible={use: snap.scene_eligible(scene_id, use, now) for use in USES},
+        provenance=ProvenancePublic.model_validate(provenance_view(snap, row)),
+        media_credentials=[  # the file name only: server paths stay private
+            {**m, "path": PurePath(m["path"]).name} for m in json.loads(cols[SceneCol.C2PA_MEDIA][row] or "[]")
+        ],
     )
 
 

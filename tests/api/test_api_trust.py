@@ -85,3 +85,11 @@ def test_families_hide_ineligible_scenes_from_non_admin_keys(client: TestClient)
     velocities = [f["velocity_per_day"] for f in trending["families"]]
     assert velocities == sorted(velocities, reverse=True) and all(f["size"] >= 2 for f in trending["families"])
     assert client.get("/v1/families", params={"sort": "likes"}, headers=READ).status_code == 422
+
+
+def test_scene_read_shows_per_file_credentials(trusted: TestClient) -> None:
+    body = trusted.get("/v1/scenes/t-tampered", headers=READ).json()
+    assert body["provenance"]["verified"]["c2pa_state"] == "Invalid"
+    [media] = body["media_credentials"]
+    assert media["path"] == "tampered.mp4" and media["binding_ok"] is False  # no server path
+    assert "assertion.bmffHash.mismatch" in media["codes"]
