@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import errors
 from api.batching import batched_queries
 from api.metrics import Metrics, MetricsMiddleware
-from api.routes import consents, media, recommend, scenes, search, system, web
+from api.routes import consents, families, media, recommend, scenes, search, system, web
 from api.routes.deps import Service
 from api.security import KeyRing
 from api.settings import Settings
@@ -168,7 +168,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     keys = settings.all_keys()
     app.state.keyring = KeyRing(keys, open_access=settings.insecure_local and not keys)
     errors.install(app)
-    for module in (search, recommend, scenes, media, consents, system, web):
+    for module in (search, recommend, scenes, media, consents, families, system, web):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=web.WEB_DIR), name="static")
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

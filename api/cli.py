@@ -104,6 +104,21 @@ def index(
     ] = 5000,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON. Default: text.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bars. Default: off.")] = False,
+    c2pa_trust_anchors: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="PEM root certificates for Content Credentials; kept in the index. Default: the index's saved "
+            "anchors, else none (signed files are Valid, never Trusted).",
+        ),
+    ] = None,
+    c2pa_allowed_ekus: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True, dir_okay=False, help="Allowed extended key uses, one OID a line. Default: c2pa-rs's."
+        ),
+    ] = None,
 ) -> None:
     """Validate and index a catalog (scenes, ads, consents) into --db. Re-running resumes: unchanged scenes
     are skipped."""
@@ -127,6 +142,8 @@ def index(
         workers=workers,
         progress=not quiet and sys.stderr.isatty(),
         chunk_size=chunk_size,
+        c2pa_trust_anchors=c2pa_trust_anchors,
+        c2pa_allowed_ekus=c2pa_allowed_ekus,
     )
     report = index_catalog(options, scenes, ads, consents)
     print(render_index_summary(report), file=sys.stderr)
@@ -189,6 +206,10 @@ def search(
     dwell_weight: Annotated[float | None, typer.Option(help="Engagement prior weight. Default: 0 (off).")] = None,
     negation: Annotated[str | None, typer.Option(help="exclude or demote negated matches. Default: exclude.")] = None,
     no_clip: Annotated[bool, typer.Option("--no-clip", help="Do not load CLIP for this search.")] = False,
+    require_credentials: Annotated[
+        bool,
+        typer.Option(help="Only scenes and ad creatives with a verified C2PA credential. Default: off."),
+    ] = False,
 ) -> None:
     """Search scenes and ads with a scenario query (or a batch with --queries)."""
     from api.batching import BatchReport, search_in_batches
@@ -209,6 +230,7 @@ def search(
         mmr_lambda=mmr,
         dwell_weight=dwell_weight,
         negation=negation,
+        require_credentials=require_credentials or None,
     )
     engine = Engine.open(db, use_clip=not no_clip)
     batch = read_queries(queries) if queries else None
@@ -520,6 +542,16 @@ def experiment_run(
     for path in write_report(result, out):
         print(f"wrote {path}", file=sys.stderr)
     print(to_text(result))
+
+
+def _register_trust_commands() -> None:
+    from api import cli_trust
+
+    app.command()(cli_trust.lineage)
+    app.command()(cli_trust.audit)
+
+
+_register_trust_commands()
 
 
 def main() -> None:

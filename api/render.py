@@ -34,6 +34,21 @@ def _shot(hit: Any) -> str:
     return f"  [shot {shot.index}: {shot.start_s:.2f}-{shot.end_s:.2f}s]"
 
 
+def _trust_line(hit: Any) -> str:
+    """Credential state, the disclosure label when one is required, and claim/fact mismatches."""
+    if hit.provenance is None:
+        return ""
+    parts = [f"credential {hit.provenance['verified']['c2pa_state'] or 'none'}"]
+    if hit.disclosure and hit.disclosure["required"]:
+        parts.append(f"label '{hit.disclosure['label']}'")
+    if hit.disclosure and not hit.disclosure["ok"]:
+        parts.append("disclosure NOT met")
+    parts.extend(f"mismatch {flag}" for flag in hit.provenance["mismatches"])
+    if hit.credit:
+        parts.append("credit " + " > ".join(c or "?" for c in hit.credit))
+    return "; ".join(parts)
+
+
 def render_response(response: SearchResponse, width: int = 100) -> str:
     lines = [f"query: {response.query}" + (f"   [sku {response.frame['sku']}]" if response.frame.get("sku") else "")]
     lines.append(f"frame: {_frame_line(response.frame)}   (~ = resolved by embedding similarity)")
@@ -55,6 +70,9 @@ def render_response(response: SearchResponse, width: int = 100) -> str:
         if hit.variants:
             why += f"; +{len(hit.variants)} remix variant(s)"
         lines.append(f"       why: {why}")
+        trust = _trust_line(hit)
+        if trust:
+            lines.append(f"       trust: {trust}")
     if response.ads:
         lines.append("ads:")
         for rank, ad in enumerate(response.ads, start=1):
@@ -92,6 +110,14 @@ def render_index_summary(report: IndexReport) -> str:
         text += (
             f"\nunchanged: {report.unchanged} scene(s) already stored with the same content (skipped, not re-encoded)"
         )
+    if report.credentials:
+        states = ", ".join(f"{n} {state}" for state, n in sorted(report.credentials.items()))
+        anchors = (
+            "checked against the trust anchors"
+            if report.trust_anchors
+            else ("no trust anchors: signed files are Valid, never Trusted (--c2pa-trust-anchors)")
+        )
+        text += f"\ncontent credentials: {states} media file(s); {anchors}"
     return text
 
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from api.schemas_trust import C2paState, DisclosurePublic, FamilyPublic, ProvenancePublic
 from indexer.schema import ID_PATTERN, Use, utc
 from indexer.vocab import Vocabulary
 from search.ads import AD_VARIANTS
@@ -90,6 +91,9 @@ class FiltersRequest(_Request):
     generators: list[Name] = Field(default_factory=list, max_length=20, examples=[["sora-2"]])
     created_from: Timestamp | None = None
     created_to: Timestamp | None = None
+    disclosure_ok: bool | None = Field(default=None, description="Disclosure obligations met (or not).")
+    c2pa_states: list[C2paState] = Field(default_factory=list, max_length=4, examples=[["Trusted", "Valid"]])
+    ai_generated: bool | None = None
 
     @model_validator(mode="after")
     def _ordered(self) -> FiltersRequest:
@@ -109,6 +113,9 @@ class FiltersRequest(_Request):
             generators=tuple(self.generators),
             created_from=utc(self.created_from),
             created_to=utc(self.created_to),
+            disclosure_ok=self.disclosure_ok,
+            c2pa_states=tuple(self.c2pa_states),
+            ai_generated=self.ai_generated,
         )
 
 
@@ -124,6 +131,9 @@ class SearchRequest(_Request):
     mmr_lambda: float | None = Field(default=None, ge=0.0, le=1.0, description="MMR diversity; default off.")
     dwell_weight: float | None = Field(default=None, ge=0.0, le=10.0, description="Engagement prior; default 0.")
     filters: FiltersRequest | None = None
+    require_credentials: bool = Field(
+        default=False, description="Only scenes and ad creatives with a verified C2PA credential."
+    )
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -184,6 +194,9 @@ class AdsMatchRequest(_Request):
     sku: RecordIdStr | None = None
     variant: AdVariant = Field(default="intent", description="keyword, dense, hybrid, or intent (full matcher).")
     k: Integer = Field(default=5, ge=1, le=50)
+    require_credentials: bool = Field(
+        default=False, description="Intent matcher: only ads whose creatives carry a verified C2PA credential."
+    )
 
 
 class ScenesUpsertRequest(_Request):
@@ -262,6 +275,9 @@ class SceneHitPublic(SceneFieldsPublic):
     best_shot: ShotPublic | None
     matched_slots: dict[str, str]
     explanation: ExplanationPublic | None = None
+    disclosure: DisclosurePublic | None = None
+    provenance: ProvenancePublic | None = None
+    credit: list[str | None] = Field(default_factory=list, description="Creator ids, lineage root first.")
 
 
 class AdPublic(BaseModel):
@@ -274,6 +290,7 @@ class AdPublic(BaseModel):
     landing_url: str | None = None
     components: dict[str, float] = Field(default_factory=dict)
     explanation: str | None = None
+    disclosure: DisclosurePublic | None = None
 
 
 class SlotValuePublic(BaseModel):
@@ -358,6 +375,10 @@ class ScenePublic(SceneFieldsPublic):
     inferred: list[str] = Field(description="Slots the indexer inferred from the prompt.")
     shots: list[ShotPublic]
     eligible: dict[str, bool] = Field(description="Whether cameo consents allow each use right now.")
+    provenance: ProvenancePublic | None = None
+    media_credentials: list[dict[str, Any]] = Field(
+        default_factory=list, description="Per media file: the Content Credential facts read at index time."
+    )
 
 
 class SceneDeletedPublic(BaseModel):
@@ -378,6 +399,8 @@ class LineagePublic(BaseModel):
     root: str
     ancestors: list[LineageNodePublic] = Field(description="Parent first, root last.")
     descendants: list[LineageNodePublic] = Field(description="Breadth first.")
+    credit: list[str | None] = Field(default_factory=list, description="Creator ids, lineage root first.")
+    family: FamilyPublic | None = Field(default=None, description="Metrics of the scene's (visible) remix family.")
 
 
 class ConsentPublic(BaseModel):

@@ -19,7 +19,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from indexer import ann, catalog, media, rows, stream, validation
+from indexer import ann, catalog, media, provenance, rows, stream, validation
 from indexer.catalog import Loaded, Source
 from indexer.coerce import ChangeLog
 from indexer.context import ad_text
@@ -58,6 +58,8 @@ class IndexOptions:
     workers: int = 2
     progress: bool = True
     chunk_size: int = DEFAULT_CHUNK  # scenes per transaction: bounds memory and what a crash can lose
+    c2pa_trust_anchors: Path | None = None  # PEM roots; kept in the index for later runs (see provenance.py)
+    c2pa_allowed_ekus: Path | None = None  # extended key uses accepted for signing certificates, one OID a line
 
 
 @dataclass
@@ -75,6 +77,8 @@ class IndexReport:
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)  # phase -> seconds
     ann: dict[str, Any] = field(default_factory=dict)
+    credentials: dict[str, int] = field(default_factory=dict)  # media files read this run, by C2PA state
+    trust_anchors: bool = False  # whether credentials were checked against trust anchors
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -104,6 +108,7 @@ class IndexReport:
             "seconds": round(self.seconds, 3),
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
             "ann": self.ann,
+            "credentials": {"by_state": self.credentials, "trust_anchors": self.trust_anchors},
         }
 
 
@@ -203,6 +208,9 @@ def _rebuild(
     staging = options.db.with_name(options.db.name + ".rebuild")
     shutil.rmtree(staging, ignore_errors=True)
     staged = replace(options, db=staging, rebuild=False)
+    kept_anchors = options.db / provenance.ANCHORS_FILE
+    if options.c2pa_trust_anchors is None and kept_anchors.is_file():  # a rebuild keeps the index's trust
+        staged = replace(staged, c2pa_trust_anchors=kept_anchors)
     report = index_catalog(staged, scenes_path, ads_path, consents_path, encoders)
     retired = options.db.with_name(options.db.name + ".old")
     options.db.rename(retired)
@@ -244,22 +252,25 @@ def _ingest(
             store.upsert(CONSENTS, [rows.consent_row(c, consents.sources[c.persona_id]) for c in consents.records])
             report.consents = len(consents.records)
     if scenes_path:
+        trust = provenance.trust_for_index(store.path, options.c2pa_trust_anchors, options.c2pa_allowed_ekus)
         run = stream.SceneRun(
             store=store,
             text=enc.text,
             clip=enc.clip,
             media_root=stream.media_root(scenes_path, options.media_root),
-            fingerprint=_fingerprint(options, enc),
+            fingerprint=f"{_fingerprint(options, enc)}|c2pa={trust.fingerprint}",
             lineage=lineage,
             stored_hashes=hashes,
             infer_context=options.infer_context,
             limits=options.limits,
             workers=options.workers,
+            trust=trust,
         )
         bar = tqdm(total=sizes.get(str(scenes_path)), desc="scenes", unit="rows", disable=not options.progress)
         with report.phase("scenes"), bar:
             stream.ingest_scenes(run, scenes_path, options.chunk_size, bar, on_chunk=report.add_changes)
         report.scenes, report.shots, report.unchanged = run.written, run.shots, run.skipped
+        report.credentials, report.trust_anchors = run.credentials, trust.anchors is not None
         report.errors.extend(run.errors)
         report.lineage_gaps = lineage.gaps()
         if options.strict and report.errors:  # media that failed to decode: roll the whole run back

@@ -12,6 +12,7 @@ import numpy as np
 from indexer import media
 from indexer.context import SceneContext
 from indexer.encoders import ClipModel, normalise
+from indexer.provenance import SceneProvenance
 from indexer.schema import Ad, AdCol, Consent, ConsentCol, Scene, SceneCol, ShotCol
 
 
@@ -65,6 +66,20 @@ def scene_row(
     if clip_dim:
         row[SceneCol.CLIP_VEC] = clip_vec.tolist() if clip_vec is not None else None
     return row
+
+
+def provenance_columns(facts: SceneProvenance) -> dict[str, Any]:
+    """The verified-provenance columns of a scene row."""
+    return {
+        SceneCol.C2PA_STATE: facts.state,
+        SceneCol.C2PA_CODES: facts.codes,
+        SceneCol.C2PA_GENERATOR: facts.claim_generator,
+        SceneCol.C2PA_SOURCE_TYPE: facts.digital_source_type,
+        SceneCol.C2PA_TRAINING: [f"{k}={v}" for k, v in sorted(facts.training_mining.items())],
+        SceneCol.C2PA_BINDING: facts.binding_ok,
+        SceneCol.C2PA_MEDIA: facts.media_json(),
+        SceneCol.PROVENANCE_FLAGS: facts.mismatches,
+    }
 
 
 def shot_rows(

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from indexer import coerce
 
-SCHEMA_VERSION = 2  # 2: content hashes, the source record verbatim, disclosure label
+SCHEMA_VERSION = 3  # 2: content hashes, the source record verbatim, disclosure label; 3: verified C2PA provenance
 
 # Ids end up in LanceDB filters and file names, so they are restricted to a safe alphabet.
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
@@ -224,6 +224,15 @@ class SceneCol:
     RECORD = "record_json"  # the normalised record
     SOURCE = "source_json"  # the record exactly as the catalog gave it
     CONTENT_HASH = "content_hash"  # of the source record and its media files: unchanged rows are skipped
+    # Verified provenance (`indexer/provenance.py`): facts read from the media files, next to the claims above.
+    C2PA_STATE = "c2pa_state"  # Trusted, Valid, Invalid; null: no credential (or no media)
+    C2PA_CODES = "c2pa_codes"  # failure and informational validation status codes
+    C2PA_GENERATOR = "c2pa_claim_generator"
+    C2PA_SOURCE_TYPE = "c2pa_source_type"  # IPTC digitalSourceType of the creation action
+    C2PA_TRAINING = "c2pa_training_mining"  # "entry=use" pairs, e.g. cawg.ai_training=notAllowed
+    C2PA_BINDING = "c2pa_binding_ok"  # the signed hash matches the media bytes; null: nothing signed
+    C2PA_MEDIA = "c2pa_media_json"  # per media file: the same facts, as a JSON list
+    PROVENANCE_FLAGS = "provenance_mismatches"  # where the catalog's claims and the credential disagree
 
 
 # Scene-context slots and the columns that hold them (single-valued first, then lists).
@@ -301,6 +310,14 @@ def scenes_schema(text_dim: int, clip_dim: int | None) -> pa.Schema:
         pa.field(SceneCol.RECORD, _STR, nullable=False),
         pa.field(SceneCol.SOURCE, _STR, nullable=False),
         pa.field(SceneCol.CONTENT_HASH, _STR, nullable=False),
+        pa.field(SceneCol.C2PA_STATE, _STR),
+        pa.field(SceneCol.C2PA_CODES, _STRS),
+        pa.field(SceneCol.C2PA_GENERATOR, _STR),
+        pa.field(SceneCol.C2PA_SOURCE_TYPE, _STR),
+        pa.field(SceneCol.C2PA_TRAINING, _STRS),
+        pa.field(SceneCol.C2PA_BINDING, pa.bool_()),
+        pa.field(SceneCol.C2PA_MEDIA, _STR),
+        pa.field(SceneCol.PROVENANCE_FLAGS, _STRS),
     ]
     if clip_dim:
         fields.append(pa.field(SceneCol.CLIP_VEC, vector_type(clip_dim)))

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import numpy as np
 from tqdm import tqdm
 
-from indexer import catalog, media, rows
+from indexer import catalog, media, provenance, rows
 from indexer.catalog import Loaded, Source, base_folder
 from indexer.context import doc_text, given_context, infer_contexts, scene_text
 from indexer.encoders import ClipModel, Encoder
@@ -76,11 +76,13 @@ class SceneRun:
     limits: media.MediaLimits = field(default_factory=media.MediaLimits)
     workers: int = 2
     vocab: Vocabulary = field(default_factory=Vocabulary.load)
+    trust: provenance.TrustConfig = field(default_factory=provenance.TrustConfig)
     seen: dict[str, int] = field(default_factory=dict)  # id -> first line in this file (duplicates)
     written: int = 0
     shots: int = 0
     skipped: int = 0
     errors: list[RecordError] = field(default_factory=list)
+    credentials: dict[str, int] = field(default_factory=dict)  # media files read this run, by C2PA state
 
 
 @dataclass
@@ -137,7 +139,7 @@ def _check(run: SceneRun, source: Source, lines: list[catalog.Parsed[Scene]]) ->
 def _write(run: SceneRun, chunk: _Chunk, todo: list[Scene], progress: tqdm | None) -> None:
     if not todo:
         return
-    shots, media_errors = _index_media(run, chunk, todo)
+    shots, credentials, media_errors = _index_media(run, chunk, todo)
     run.errors.extend(media_errors)
     failed = {e.record_id for e in media_errors if e.record_id is not None}
     scenes = [s for s in todo if s.scene_id not in failed]
@@ -156,6 +158,7 @@ def _write(run: SceneRun, chunk: _Chunk, todo: list[Scene], progress: tqdm | Non
         row = rows.scene_row(scene, context, doc_text(scene, context), pooled, clip_dim)
         sid = scene.scene_id
         row.update({SceneCol.SOURCE: chunk.sources[sid], SceneCol.CONTENT_HASH: chunk.hashes[sid]})
+        row.update(rows.provenance_columns(provenance.scene_provenance(credentials.get(sid, []), scene.provenance)))
         scene_rows.append(row)
     shot_rows = [row for s in scenes for row in shots.get(s.scene_id, [])]
     new = [i for i, s in enumerate(scenes) if s.scene_id not in run.stored_hashes]
@@ -170,10 +173,12 @@ def _write(run: SceneRun, chunk: _Chunk, todo: list[Scene], progress: tqdm | Non
 
 def _index_media(
     run: SceneRun, chunk: _Chunk, scenes: list[Scene]
-) -> tuple[dict[str, list[dict[str, Any]]], list[RecordError]]:
-    """Decode in worker threads while this thread encodes keyframes; one bad file skips its scene only."""
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[provenance.MediaCredential]], list[RecordError]]:
+    """Decode in worker threads while this thread encodes keyframes and reads each file's Content Credentials
+    (offline); one bad file skips its scene only."""
     jobs = [(s, i, path) for s in scenes for i, path in enumerate(chunk.media.get(s.scene_id, []))]
     shots: dict[str, list[dict[str, Any]]] = {}
+    credentials: dict[str, list[provenance.MediaCredential]] = {}
     errors: list[RecordError] = []
     failed: set[str] = set()
     decoded = media.prefetch(jobs, lambda job: media.extract_shots(job[2], run.limits), workers=run.workers)
@@ -188,13 +193,17 @@ def _index_media(
             failed.add(scene.scene_id)
             shots.pop(scene.scene_id, None)
             continue
+        credential = provenance.read_credential(path, run.trust)
+        credentials.setdefault(scene.scene_id, []).append(credential)
+        state = credential.state or provenance.NO_CREDENTIAL
+        run.credentials[state] = run.credentials.get(state, 0) + 1
         scene_shots = shots.setdefault(scene.scene_id, [])
         scene_shots.extend(
             rows.shot_rows(
                 scene.scene_id, media_index, path, result, run.store.path, THUMBS_DIR, run.clip, len(scene_shots)
             )
         )
-    return shots, errors
+    return shots, credentials, errors
 
 
 def media_root(source: Source, override: Path | None) -> Path:

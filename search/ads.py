@@ -16,6 +16,7 @@ import numpy as np
 from indexer.schema import SceneCol
 from search.intent import IntentFrame
 from search.snapshot import AdEntry, Snapshot
+from search.trust import ad_credentialed
 
 AD_VARIANTS = ("keyword", "dense", "hybrid", "intent")
 WEIGHTS = {"sku": 0.35, "category": 0.25, "semantic": 0.25, "tone": 0.15}
@@ -78,9 +79,11 @@ def match_ads(
     top_rows: list[int],
     now: datetime,
     k: int = 5,
+    require_credentials: bool = False,
     floor: float = RELEVANCE_FLOOR,
     bid_weight: float = BID_WEIGHT,
 ) -> list[AdMatch]:
+    """`require_credentials`: an ad runs only if each creative scene carries a verified C2PA credential."""
     if not snap.ads:
         return []
     ctx = AdContext.build(snap, frame, top_rows)
@@ -89,6 +92,8 @@ def match_ads(
     matches = []
     for ad, sim in zip(snap.ads, semantic, strict=True):
         if not all(snap.scene_eligible(s, "ads", now) for s in ad.creatives):
+            continue
+        if require_credentials and not ad_credentialed(snap, ad):
             continue
         components, matched = _components(ad, ctx, frame, float(sim))
         relevance = sum(WEIGHTS[name] * value for name, value in components.items())

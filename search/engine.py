@@ -21,7 +21,7 @@ from indexer.encoders import ClipModel, ClipSpec, Encoder, is_semantic, load_cli
 from indexer.errors import IndexMismatchError
 from indexer.store import ClipInfo, Store
 from indexer.vocab import Vocabulary
-from search import channels, evidence, rerank
+from search import channels, evidence, rerank, trust
 from search.ads import match_ads, rank_ads_by_text
 from search.consent import now_utc
 from search.explain import ad_hit, scene_hit
@@ -52,6 +52,7 @@ class SearchOptions:
     negation: str = "exclude"
     depth: int = 200  # candidates per channel
     ads_k: int = 5
+    require_credentials: bool = False  # only scenes and ad creatives with a verified C2PA credential
 
 
 # Named variants for evaluation and experiments.
@@ -81,6 +82,7 @@ class Retrieval:
     results: list[channels.ChannelResult]
     now: datetime
     terms: list[evidence.SlotTerm]  # the frame's slot values matched against every row
+    visible: np.ndarray  # eligible for the use by consent, before credential requirements and filters
 
     def agreement(self) -> np.ndarray | None:
         """Which slot terms each row matches (terms x rows), or None when the frame asks nothing."""
@@ -176,7 +178,8 @@ class Engine:
         frame = (
             self.parser.parse(text, sku, snap.products) if options.intent else IntentFrame(text, sku, search_text=text)
         )
-        allowed = snap.eligible(use, now)
+        visible = snap.eligible(use, now)
+        allowed = visible & trust.credentialed(snap) if options.require_credentials else visible.copy()
         if filters is not None:
             allowed &= filters.mask(snap)
         for scene_id in exclude:
@@ -200,7 +203,7 @@ class Engine:
             # slot agreement only re-ranks what retrieval found (plus exact sku matches): evidence, not a flood
             found = evidence.candidate_rows(snap, frame, [r.rows for r in results], allowed)
             results.append(channels.slots(terms, found))
-        return Retrieval(snap, frame, allowed, query_vec, clip_vec, results, now, terms)
+        return Retrieval(snap, frame, allowed, query_vec, clip_vec, results, now, terms, visible)
 
     def search(
         self,
@@ -223,16 +226,27 @@ class Engine:
         top = ranked[:k]
         scenes = [scene_hit(snap, c, frame, results, found.clip_vec) for c in top]
         ads = (
-            match_ads(snap, frame, found.query_vec[0], [c.row for c in top[:5]], found.now, k=options.ads_k)
+            match_ads(
+                snap,
+                frame,
+                found.query_vec[0],
+                [c.row for c in top[:5]],
+                found.now,
+                options.ads_k,
+                options.require_credentials,
+            )
             if options.ads_k
             else []
         )
+        ad_hits = [ad_hit(m) for m in ads]
+        trust.annotate_scenes(snap, scenes, [c.row for c in top], use, found.visible)
+        trust.annotate_ads(snap, ad_hits, [m.ad for m in ads])
         return SearchResponse(
             query=text,
             use=use,
             frame=frame.to_dict(),
             scenes=scenes,
-            ads=[ad_hit(m) for m in ads],
+            ads=ad_hits,
             channels=[r.name for r in results],
             fusion=options.fusion,
             clip_status=self.clip_status,

@@ -8,6 +8,7 @@ from datetime import datetime
 import numpy as np
 
 from indexer.schema import SceneCol, label
+from search.disclosure import trust_facts
 from search.snapshot import Snapshot
 
 
@@ -22,6 +23,10 @@ class SceneFilters:
     generators: tuple[str, ...] = ()
     created_from: datetime | None = None
     created_to: datetime | None = None
+    # trust layer: disclosure obligations met, credential states (Trusted, Valid, Invalid, none), AI-generated
+    disclosure_ok: bool | None = None
+    c2pa_states: tuple[str, ...] = ()
+    ai_generated: bool | None = None
 
     def mask(self, snap: Snapshot) -> np.ndarray:
         """Rows passing every given filter; within one filter, any listed value passes."""
@@ -43,4 +48,18 @@ class SceneFilters:
             keep &= snap.created >= np.datetime64(self.created_from.replace(tzinfo=None), "us")
         if self.created_to is not None:
             keep &= snap.created <= np.datetime64(self.created_to.replace(tzinfo=None), "us")
+        keep &= self._trust_mask(snap)
+        return keep
+
+    def _trust_mask(self, snap: Snapshot) -> np.ndarray:
+        keep = np.ones(len(snap), dtype=bool)
+        if self.disclosure_ok is None and not self.c2pa_states and self.ai_generated is None:
+            return keep
+        facts = trust_facts(snap)
+        if self.disclosure_ok is not None:
+            keep &= facts.ok == self.disclosure_ok
+        if self.c2pa_states:
+            keep &= np.isin(facts.state, list(self.c2pa_states))
+        if self.ai_generated is not None:
+            keep &= facts.facts["synthetic"] == self.ai_generated
         return keep

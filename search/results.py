@@ -53,6 +53,10 @@ class SceneHit:
     variants: list[str]
     best_shot: ShotRef | None
     explanation: Explanation
+    # trust layer (`search/trust.py`): what to disclose, claims vs verified credential, who to credit
+    disclosure: dict[str, Any] | None = None
+    provenance: dict[str, Any] | None = None
+    credit: list[str | None] = field(default_factory=list)  # creator ids, lineage root first, this scene last
 
 
 @dataclass
@@ -66,6 +70,7 @@ class AdHit:
     landing_url: str | None
     components: dict[str, float]
     explanation: str
+    disclosure: dict[str, Any] | None = None  # combined over the ad's creative scenes (`search/trust.py`)
 
 
 @dataclass

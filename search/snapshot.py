@@ -113,6 +113,7 @@ class Snapshot:
     ads_table: Any = None
     shot_vecs: np.ndarray | None = None  # clip ANN position -> shot vector
     row_shots: dict[int, list[int]] = field(default_factory=dict)  # scene row -> clip ANN positions
+    derived: dict[str, Any] = field(default_factory=dict)  # views built lazily from this version (trust, lineage)
 
     def __len__(self) -> int:
         return len(self.ids)

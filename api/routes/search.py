@@ -35,6 +35,7 @@ def run_search(service: Service, body: SearchRequest, clip_query: np.ndarray | N
         mmr_lambda=body.mmr_lambda,
         dwell_weight=body.dwell_weight,
         ads_k=body.ads_k,
+        require_credentials=body.require_credentials or None,
     )
     if clip_query is not None and not body.query.strip("* "):
         options = with_overrides(options, channels=("clip",), intent=False)  # image only: the visual channel alone
@@ -93,7 +94,8 @@ def match_ads(body: AdsMatchRequest, service: ServiceDep, _: ReadAccess) -> AdsM
     baselines used in experiments. Ads whose creatives lost their `ads` consent are never returned."""
     engine = service.engine
     if body.variant == "intent":
-        response = engine.search(body.query, sku=body.sku, use="ads", k=5, options=SearchOptions(ads_k=body.k))
+        options = SearchOptions(ads_k=body.k, require_credentials=body.require_credentials)
+        response = engine.search(body.query, sku=body.sku, use="ads", k=5, options=options)
         return AdsMatchPublic(
             query=body.query,
             variant=body.variant,

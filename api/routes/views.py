@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from pathlib import PurePath
 from typing import Any
 from urllib.parse import quote
 
@@ -18,9 +20,12 @@ from api.schemas import (
     ShotPublic,
     StatsPublic,
 )
+from api.schemas_trust import DisclosurePublic, FamilyPublic, ProvenancePublic
 from indexer.pipeline import THUMBS_DIR
 from indexer.schema import USES, SceneCol
-from search.lineage import LineageNode, lineage
+from search.disclosure import provenance_view
+from search.families import family_of, family_table
+from search.lineage import LineageNode, credit_chain, lineage
 from search.results import AdHit, SceneHit, SearchResponse, ShotRef
 from search.snapshot import AdEntry, Shot, Snapshot
 
@@ -83,6 +88,9 @@ def scene_hit_public(hit: SceneHit, explain: bool) -> SceneHitPublic:
         best_shot=shot_public(hit.best_shot) if hit.best_shot else None,
         matched_slots=why.matched,
         explanation=explanation,
+        disclosure=DisclosurePublic.model_validate(hit.disclosure) if hit.disclosure else None,
+        provenance=ProvenancePublic.model_validate(hit.provenance) if hit.provenance else None,
+        credit=hit.credit,
     )
 
 
@@ -139,6 +147,10 @@ def scene_public(snap: Snapshot, scene_id: str, now: datetime) -> ScenePublic | 
         inferred=list(cols[SceneCol.INFERRED][row] or []),
         shots=[shot_public(s) for s in snap.shots.get(scene_id, [])],
         eligible={use: snap.scene_eligible(scene_id, use, now) for use in USES},
+        provenance=ProvenancePublic.model_validate(provenance_view(snap, row)),
+        media_credentials=[  # the file name only: server paths stay private
+            {**m, "path": PurePath(m["path"]).name} for m in json.loads(cols[SceneCol.C2PA_MEDIA][row] or "[]")
+        ],
     )
 
 
@@ -157,11 +169,16 @@ def lineage_public(snap: Snapshot, scene_id: str, now: datetime, show_all: bool 
             scene_id=item.scene_id, parent_id=item.parent_id, depth=item.depth, eligible=eligible(item.scene_id)
         )
 
+    visible = None if show_all else snap.eligible("search", now)
+    row = snap.row[scene_id]
+    family = family_of(snap, family_table(snap, visible), row)
     return LineagePublic(
         scene_id=scene_id,
         root=found.root,
         ancestors=[node(n) for n in found.ancestors],
         descendants=[node(n) for n in found.descendants],
+        credit=credit_chain(snap, row, visible),
+        family=FamilyPublic.model_validate(family.to_dict()) if family else None,
     )
 
 

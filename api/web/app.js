@@ -249,9 +249,25 @@ async function toggleLineage(sceneId, box) {
     const summary = el("p", "", `root: ${lineage.root} · ${lineage.ancestors.length} ancestor(s), ` +
       `${lineage.descendants.length} remix(es)`);
     box.replaceChildren(summary, lineageTree(lineage));
+    if (lineage.credit && lineage.credit.length) {
+      box.append(el("p", "", `credit: ${lineage.credit.map((c) => c || "unknown").join(" → ")}`));
+    }
   } catch (err) {
     box.replaceChildren(chip(err.message, "negation"));
   }
+}
+
+// Trust layer: the verified Content Credential state and the disclosure label a publisher must show.
+function trustChips(hit) {
+  const box = document.createElement("div");
+  box.className = "chips trust";
+  const state = (hit.provenance && hit.provenance.verified.c2pa_state) || "no credential";
+  box.append(chip(`credential: ${state}`, `credential credential-${state.replace(/\s+/g, "-").toLowerCase()}`));
+  const d = hit.disclosure;
+  if (d && d.required) box.append(chip(`label: ${d.label}`, "disclosure"));
+  if (d && !d.ok) box.append(chip("disclosure not met", "miss"));
+  for (const flag of (hit.provenance && hit.provenance.mismatches) || []) box.append(chip(`⚠ ${flag}`, "miss"));
+  return box;
 }
 
 function renderCard(hit, rank) {
@@ -281,6 +297,7 @@ function renderCard(hit, rank) {
   const mismatched = (hit.explanation && hit.explanation.mismatched) || {};
   for (const [slot, value] of Object.entries(mismatched)) missed.append(chip(`✗ ${slot}: ${value}`, "miss"));
   if (hit.variants.length) missed.append(chip(`+${hit.variants.length} remix variant(s)`, "muted"));
+  card.querySelector(".missed").after(trustChips(hit));
   if (shot && shot.thumbnail_url) {
     loadThumbnail(card.querySelector("img"), card.querySelector(".no-thumb"), shot.thumbnail_url);
   }

@@ -107,6 +107,7 @@ def test_openapi_documents_every_endpoint(client: TestClient) -> None:
         ("get", "/v1/scenes/{scene_id}"),
         ("delete", "/v1/scenes/{scene_id}"),
         ("get", "/v1/scenes/{scene_id}/lineage"),
+        ("get", "/v1/families"),
         ("put", "/v1/consents/{persona_id}"),
         ("post", "/v1/consents/{persona_id}/revoke"),
         ("get", "/v1/health"),
