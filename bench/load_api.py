@@ -5,7 +5,8 @@ Loopback only and bounded: each level sends at most --requests searches and stop
 starts the service on 127.0.0.1 as a child process with a random API key, and stops it at the end.
 
 With --baseline REF it also serves the code of git commit REF (a `git archive` copy in the temporary folder)
-on the same index and measures both, level by level in turn, in one run: a before/after table.
+on the same catalog (indexed by that commit's own code when the fixture index is used, since an older commit may
+read only its own schema version) and measures both, level by level in turn, in one run: a before/after table.
 With --distinct every request's text is new (its number is appended), so the query cache cannot answer it.
 
     python bench/load_api.py                       # build the fixture index, serve it, measure
@@ -120,6 +121,18 @@ def build_fixture_index(db: Path, text_model: str) -> None:
     print(f"indexed {report.scenes} scenes, {report.ads} ads into {db} in {report.seconds:.1f}s", file=sys.stderr)
 
 
+def build_index_with(code: Path, db: Path, text_model: str) -> None:
+    """The fixture index as the code in `code` builds it: an older commit may read only its own schema version."""
+    catalog = FIXTURES / "catalog"
+    command = [
+        sys.executable, "-m", "api", "index", "--db", str(db), "--scenes", str(catalog / "scenes.jsonl"),
+        "--ads", str(catalog / "ads.jsonl"), "--consents", str(catalog / "consents.jsonl"),
+        "--media-root", str(FIXTURES), "--no-clip", "--text-model", text_model,
+    ]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(code)}
+    subprocess.run(command, cwd=code, env=env, check=True, stdout=subprocess.DEVNULL)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -226,7 +239,11 @@ def main() -> None:
             key = secrets.token_urlsafe(24)
             trees = [(args.baseline, baseline_tree(args.baseline, Path(tmp) / "baseline"))] if args.baseline else []
             for label, code in [*trees, ("current", ROOT)]:
-                server, url = start_server(db, key, Path(tmp) / f"server-{len(servers)}.log", code)
+                served = db
+                if code != ROOT and args.db is None:  # the baseline serves the same catalog, indexed by its own code
+                    served = Path(tmp) / f"index-{label}"
+                    build_index_with(code, served, args.text_model)
+                server, url = start_server(served, key, Path(tmp) / f"server-{len(servers)}.log", code)
                 servers.append(server)
                 targets.append((label, url))
         try:
