@@ -139,10 +139,11 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
             settings.query_cache_size,
             on_batch=metrics.observe_encoder_batch,
         )
+        opened.auto_compact = settings.auto_compact
         with batching as queries:  # on exit the engine (which may outlive this app) encodes in-thread again
             service = Service(settings, opened, metrics)
             app.state.service = service
-            metrics.track_scenes(lambda: len(service.snapshot))
+            metrics.track_scenes(lambda: service.snapshot.scene_count)
             metrics.track_query_cache(queries.stats)
             poller = (
                 asyncio.create_task(_poll_index(service, settings.refresh_interval_s))

@@ -41,12 +41,12 @@ def lineage(
     from search.evaluation.experiment import parse_time
     from search.families import SORTS, family_of, family_table, top_families
     from search.lineage import credit_chain, descendants
-    from search.snapshot import Snapshot
+    from search.live import load_base
 
     if sort not in SORTS:
         raise typer.BadParameter(f"choose one of {', '.join(SORTS)}", param_hint="--sort")
     started = time.perf_counter()
-    snap = Snapshot.load(Store.open(db), Vocabulary.load())
+    snap = load_base(Store.open(db), Vocabulary.load())
     loaded = time.perf_counter()
     visible = None if all_scenes else snap.eligible("search", now_utc())
     table = family_table(snap, visible, parse_time(as_of, "--as-of"), window_days)

@@ -27,6 +27,7 @@ from indexer.errors import (
     MediaError,
     NotFoundError,
     RecordError,
+    VersionNotReachedError,
     VisualIntentError,
 )
 
@@ -54,6 +55,7 @@ TYPED: tuple[tuple[type[VisualIntentError], int, str], ...] = (
     (MediaError, 422, "invalid_media"),
     (IndexMismatchError, 409, "index_mismatch"),
     (IndexNotFoundError, 503, "index_unavailable"),
+    (VersionNotReachedError, 409, "version_not_reached"),  # not yet: retry, or ask another replica
     (EncoderUnavailableError, 503, "encoder_unavailable"),
     (VisualIntentError, 400, "bad_request"),
 )

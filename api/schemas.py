@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, computed_field, model_validator
 
 from api.schemas_trust import C2paState, DisclosurePublic, FamilyPublic, ProvenancePublic
 from indexer.schema import ID_PATTERN, Use, utc
@@ -134,6 +134,12 @@ class SearchRequest(_Request):
     require_credentials: bool = Field(
         default=False, description="Only scenes and ad creatives with a verified C2PA credential."
     )
+    min_version: Integer = Field(
+        default=0,
+        ge=0,
+        description="Wait (up to 5 s) until the serving index has reached this `index_version`, e.g. the one a "
+        "write returned: read-your-writes across replicas. 409 `version_not_reached` if it is not reached in time.",
+    )
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -227,6 +233,18 @@ class ErrorBody(BaseModel):
     code: str = Field(examples=["not_found"])
     message: str
     details: list[ErrorDetail] = Field(default_factory=list)
+
+
+class Versioned(BaseModel):
+    """A response that names the index version it reflects (pass it as `min_version` to read your writes)."""
+
+    index_versions: dict[str, int]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def index_version(self) -> int:
+        """One number that grows with every committed write (the sum of the table versions)."""
+        return sum(self.index_versions.values())
 
 
 class ErrorPublic(BaseModel):
@@ -324,7 +342,7 @@ class IntentFramePublic(BaseModel):
     notes: list[str] = Field(default_factory=list)
 
 
-class SearchPublic(BaseModel):
+class SearchPublic(Versioned):
     query: str
     use: str
     variant: str
@@ -336,7 +354,6 @@ class SearchPublic(BaseModel):
     clip_status: str
     text_encoder: str = ""
     reference_image: bool = False
-    index_versions: dict[str, int]
     took_ms: float
 
 
@@ -346,15 +363,14 @@ class RecommendPublic(SearchPublic):
     strategy: str = Field(description="How the examples became a query: average_vector (see the README).")
 
 
-class AdsMatchPublic(BaseModel):
+class AdsMatchPublic(Versioned):
     query: str
     variant: str
     ads: list[AdPublic]
     frame: IntentFramePublic | None = None
-    index_versions: dict[str, int]
 
 
-class ScenesUpsertPublic(BaseModel):
+class ScenesUpsertPublic(Versioned):
     accepted: list[str]
     rejected: list[ErrorDetail]
     changes: list[dict[str, Any]] = Field(
@@ -363,7 +379,6 @@ class ScenesUpsertPublic(BaseModel):
     lineage_gaps: dict[str, str] = Field(
         default_factory=dict, description="Accepted scene id -> remix parent not in the index (yet)."
     )
-    index_versions: dict[str, int]
 
 
 class ScenePublic(SceneFieldsPublic):
@@ -381,10 +396,9 @@ class ScenePublic(SceneFieldsPublic):
     )
 
 
-class SceneDeletedPublic(BaseModel):
+class SceneDeletedPublic(Versioned):
     scene_id: str
     deleted: bool
-    index_versions: dict[str, int]
 
 
 class LineageNodePublic(BaseModel):
@@ -403,22 +417,20 @@ class LineagePublic(BaseModel):
     family: FamilyPublic | None = Field(default=None, description="Metrics of the scene's (visible) remix family.")
 
 
-class ConsentPublic(BaseModel):
+class ConsentPublic(Versioned):
     persona_id: str
     scopes: list[str]
     expires_at: datetime | None
     revoked_at: datetime | None
-    index_versions: dict[str, int]
 
 
-class HealthPublic(BaseModel):
+class HealthPublic(Versioned):
     status: Literal["ok"]
     scenes: int
     clip_status: str
-    index_versions: dict[str, int]
 
 
-class StatsPublic(BaseModel):
+class StatsPublic(Versioned):
     scenes: int
     shots: int
     ads: int
@@ -428,5 +440,4 @@ class StatsPublic(BaseModel):
     text_encoder: str
     visual_channel: bool
     clip_status: str
-    index_versions: dict[str, int]
     updated_at: str

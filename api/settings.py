@@ -39,7 +39,9 @@ class Settings(BaseSettings):
     max_image_bytes: int = Field(default=4 * MIB, ge=1024)
     max_image_pixels: int = Field(default=40_000_000, ge=1)
     max_batch_records: int = Field(default=500, ge=1)
-    refresh_interval_s: float = Field(default=5.0, ge=0.0)  # poll for external index writes; 0 = off
+    refresh_interval_s: float = Field(default=1.0, ge=0.0)  # poll for writes by other processes; 0 = off
+    auto_compact: bool = True  # fold the write delta into a new base in the background (search.compaction)
+    version_wait_s: float = Field(default=5.0, ge=0.0, le=60.0)  # longest wait for a search's min_version
     # query encoding: an LRU cache of encodings, then one encoder thread that merges concurrent requests
     query_cache_size: int = Field(default=4096, ge=0)
     encoder_batch_wait_ms: float = Field(default=2.0, ge=0.0, le=50.0)

@@ -32,10 +32,12 @@ from search.engine import PRESETS, Engine
 
 CAMERA = ["slow dolly-in", "handheld close-up", "aerial drone pass", "locked-off wide shot", "orbiting crane shot"]
 SUBJECTS = ["a woman", "two friends", "a runner", "a family", "a couple", "nobody, just the product"]
+CAMEO_SHARE, PERSONAS = 0.02, 50
 
 
 def synthetic_catalog(n: int, folder: Path, seed: int = 0) -> tuple[Path, Path, list[dict[str, Any]]]:
-    """Plausible scenes built from the vocabulary terms; 10% remixes, 2% cameos. Returns scenes, ads, queries."""
+    """Plausible scenes built from the vocabulary terms; 10% remixes, 2% cameos (of 50 personas, whose consents
+    are written to `consents.jsonl` next to the scenes: all granted). Returns scenes, ads, queries."""
     rng = random.Random(seed)
     vocab = Vocabulary.load()
     terms = {slot: [(item.name, item.terms) for item in items] for slot, items in vocab.by_slot.items()}
@@ -63,10 +65,15 @@ def synthetic_catalog(n: int, folder: Path, seed: int = 0) -> tuple[Path, Path, 
             }
             if i > 100 and rng.random() < 0.1:
                 record["parent_id"] = f"syn-{rng.randrange(i):06d}"
+            if rng.random() < CAMEO_SHARE:
+                record["cameos"] = [f"persona-{rng.randrange(PERSONAS):02d}"]
             fh.write(json.dumps(record) + "\n")
             if len(queries) < 2000 and rng.random() < 0.05:
                 text = f"{words['category']} in the {words['setting']} at {words['time_of_day']}, {words['tone']}"
                 queries.append({"text": text})
+    with (folder / "consents.jsonl").open("w", encoding="utf-8") as fh:
+        for p in range(PERSONAS):
+            fh.write(json.dumps({"persona_id": f"persona-{p:02d}", "scopes": ["search", "ads"]}) + "\n")
     with ads_path.open("w", encoding="utf-8") as fh:
         for j in range(500):
             cat = rng.choice(terms["category"])

@@ -46,19 +46,19 @@ class AnnIndex:
     def __len__(self) -> int:
         return len(self.keys)
 
-    def search(self, queries: np.ndarray, k: int, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k by inner product; positions in `exclude` are filtered inside FAISS, before ranking."""
+    def search(self, queries: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k by inner product; `allowed` (bool per position) is applied inside FAISS, before ranking."""
         faiss = _faiss()
 
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.index.d)
         k = min(k, len(self.keys))
         if k <= 0:
             return np.zeros((len(queries), 0), np.float32), np.zeros((len(queries), 0), np.int64)
-        # locals keep the selectors alive for the duration of the call (FAISS holds raw pointers)
-        batch = (
-            faiss.IDSelectorBatch(np.asarray(exclude, dtype=np.int64)) if exclude is not None and len(exclude) else None
-        )
-        selector = faiss.IDSelectorNot(batch) if batch is not None else None
+        # locals keep the bitmap and selector alive for the duration of the call (FAISS holds raw pointers)
+        bitmap = selector = None
+        if allowed is not None and not allowed.all():
+            bitmap = np.packbits(allowed, bitorder="little")
+            selector = faiss.IDSelectorBitmap(len(allowed), faiss.swig_ptr(bitmap))
         if self.params.get("kind") == "hnsw":
             # the candidate list must be at least k long, or HNSW returns fewer good neighbours than asked for
             ef = max(int(self.params["ef_search"]), k)
@@ -71,6 +71,18 @@ class AnnIndex:
             params = faiss.SearchParameters(sel=selector) if selector else None
         scores, positions = self.index.search(queries, k, params=params)
         return scores, positions
+
+    def vectors(self) -> np.ndarray:
+        """The stored vectors (position order) as a read-only view of FAISS's own storage: no second copy."""
+        faiss = _faiss()
+
+        flat = faiss.downcast_index(self.index.storage) if self.params.get("kind") == "hnsw" else self.index
+        if not len(self.keys):
+            return np.zeros((0, self.index.d), np.float32)
+        view = faiss.rev_swig_ptr(flat.get_xb(), len(self.keys) * self.index.d)
+        matrix: np.ndarray = np.asarray(view).reshape(len(self.keys), self.index.d)
+        matrix.flags.writeable = False
+        return matrix
 
 
 def build(vectors: np.ndarray, keys: list[str], version: int, kind: str = "auto") -> AnnIndex:
@@ -148,21 +160,27 @@ def split_shot_key(key: str) -> tuple[str, int]:
 
 
 def _source(store: Store, name: str) -> tuple[list[str], np.ndarray, int] | None:
-    """Keys, vectors and table version for one ANN layer; None when the index has no such vectors."""
+    """Keys, vectors and table version for one ANN layer (read at that one version, whatever commits meanwhile);
+    None when the index has no such vectors."""
     if name == SCENE_TEXT:
-        table = store.columns(SCENES, [SceneCol.ID, SceneCol.TEXT_VEC])
+        version = int(store.table(SCENES).version)
+        table = store.columns(SCENES, [SceneCol.ID, SceneCol.TEXT_VEC], version=version)
         keys = [str(k) for k in table.column(SceneCol.ID).to_pylist()]
-        column, dim, version = table.column(SceneCol.TEXT_VEC), store.manifest.text_dim, store.table(SCENES).version
+        column, dim = table.column(SceneCol.TEXT_VEC), store.manifest.text_dim
     elif name == SHOT_CLIP and store.manifest.clip_dim:
+        version = int(store.table(SHOTS).version)
         table = store.columns(
-            SHOTS, [ShotCol.SCENE, ShotCol.INDEX, ShotCol.CLIP_VEC], where=f"{ShotCol.CLIP_VEC} IS NOT NULL"
+            SHOTS,
+            [ShotCol.SCENE, ShotCol.INDEX, ShotCol.CLIP_VEC],
+            where=f"{ShotCol.CLIP_VEC} IS NOT NULL",
+            version=version,
         )
         pairs = zip(table.column(ShotCol.SCENE).to_pylist(), table.column(ShotCol.INDEX).to_pylist(), strict=True)
         keys = [shot_key(s, i) for s, i in pairs]
-        column, dim, version = table.column(ShotCol.CLIP_VEC), store.manifest.clip_dim, store.table(SHOTS).version
+        column, dim = table.column(ShotCol.CLIP_VEC), store.manifest.clip_dim
     else:
         return None
-    return keys, to_matrix(column, dim), int(version)
+    return keys, to_matrix(column, dim), version
 
 
 def load_or_build(store: Store, name: str, kind: str = "auto") -> AnnIndex | None:

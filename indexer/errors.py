@@ -59,3 +59,7 @@ class EncoderUnavailableError(VisualIntentError):
 
 class NotFoundError(VisualIntentError):
     """A scene, ad or persona id is not in the index."""
+
+
+class VersionNotReachedError(VisualIntentError):
+    """A read asked for an index version (`min_version`) this process has not caught up with in time."""

@@ -19,7 +19,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from indexer import ann, catalog, media, provenance, rows, stream, validation
+from indexer import ann, catalog, changelog, media, provenance, rows, stream, validation
 from indexer.catalog import Loaded, Source
 from indexer.coerce import ChangeLog
 from indexer.context import ad_text
@@ -60,6 +60,9 @@ class IndexOptions:
     chunk_size: int = DEFAULT_CHUNK  # scenes per transaction: bounds memory and what a crash can lose
     c2pa_trust_anchors: Path | None = None  # PEM roots; kept in the index for later runs (see provenance.py)
     c2pa_allowed_ekus: Path | None = None  # extended key uses accepted for signing certificates, one OID a line
+    # A write to a serving index (the API): stored state is read only for the scenes the batch names, and the
+    # ANN layers and full-text index are left to the next compaction (searches cover new rows through the delta).
+    live: bool = False
 
 
 @dataclass
@@ -167,7 +170,8 @@ def index_catalog(
     with report.phase("read"):
         # every source is scanned first: a missing or non-UTF-8 file fails before any folder appears
         sizes = {str(p): catalog.scan(p) for p in (scenes_path, ads_path, consents_path) if p is not None}
-        hashes, parents = stream.stored_state(existing)
+        named = _named_ids(scenes_path) if options.live and scenes_path is not None else None
+        hashes, parents = stream.stored_state(existing, named)
     store = existing or Store.create(options.db, Manifest(SCHEMA_VERSION, enc.text.id, enc.text.dim, enc.clip_info))
     created = existing is None
     versions = store.versions()
@@ -182,14 +186,30 @@ def index_catalog(
         shutil.rmtree(options.db, ignore_errors=True)  # nothing valid to write: no empty index left behind
         report.seconds = time.perf_counter() - started
         return report
-    with report.phase("fts"):
-        if store.versions() != versions or store.fts_stale():  # a resumed run also finishes what a crash left
-            store.rebuild_fts()
-            store.save_manifest()
-    with report.phase("ann"):
-        report.ann = ann.sync(store)
+    if not options.live:
+        finish(store, report, rebuild_fts=store.versions() != versions or store.fts_stale())
     report.seconds = time.perf_counter() - started
     return report
+
+
+def finish(store: Store, report: IndexReport | None = None, rebuild_fts: bool = True) -> None:
+    """Bring the full-text index and the FAISS layers up to the LanceDB versions (end of a run, compaction)."""
+    with _timed(report, "fts"):
+        with changelog.logged(store):
+            if rebuild_fts:  # a resumed run also finishes what a crash left
+                store.rebuild_fts()
+            store.index_keys()
+        store.save_manifest()
+    with _timed(report, "ann"):
+        layers = ann.sync(store)
+    if report is not None:
+        report.ann = layers
+
+
+def _named_ids(source: Source) -> list[str]:
+    """Scene ids an in-memory batch names (a live write reads stored state for these only)."""
+    items = source.items if isinstance(source, catalog.Inline) else []
+    return [str(item["scene_id"]) for item in items if isinstance(item, dict) and item.get("scene_id")]
 
 
 @contextmanager
@@ -249,7 +269,9 @@ def _ingest(
         with report.phase("consents"):
             consents = catalog.read_consents(consents_path)
             report.add_loaded(consents)
-            store.upsert(CONSENTS, [rows.consent_row(c, consents.sources[c.persona_id]) for c in consents.records])
+            with changelog.logged(store) as pending:
+                pending.consents.update(c.persona_id for c in consents.records)
+                store.upsert(CONSENTS, [rows.consent_row(c, consents.sources[c.persona_id]) for c in consents.records])
             report.consents = len(consents.records)
     if scenes_path:
         trust = provenance.trust_for_index(store.path, options.c2pa_trust_anchors, options.c2pa_allowed_ekus)
@@ -294,28 +316,32 @@ def _ingest_ads(
         report.add_loaded(ads)
         texts = [ad_text(ad) for ad in ads.records]
         vectors = stream.encode_texts(encoder, texts)
-        store.upsert(
-            ADS,
-            [
-                rows.ad_row(ad, text, vec, ads.sources[ad.ad_id])
-                for ad, text, vec in zip(ads.records, texts, vectors, strict=True)
-            ],
-        )
+        with changelog.logged(store) as pending:
+            pending.ads = True
+            store.upsert(
+                ADS,
+                [
+                    rows.ad_row(ad, text, vec, ads.sources[ad.ad_id])
+                    for ad, text, vec in zip(ads.records, texts, vectors, strict=True)
+                ],
+            )
         report.ads += len(ads.records)
 
 
 def delete_scenes(store: Store, scene_ids: list[str]) -> int:
-    """Remove scenes and their shots; remixes of a deleted scene keep their (now dangling) parent_id."""
-    present = set(store.ids(SCENES)) & set(scene_ids)
-    with store.transaction():
+    """Remove scenes and their shots; remixes of a deleted scene keep their (now dangling) parent_id.
+    The FAISS layers are not rebuilt: readers tombstone the rows (compaction drops them)."""
+    present = set(stream.stored_state(store, scene_ids)[0]) & set(scene_ids)
+    with changelog.logged(store) as pending, store.transaction():
+        pending.scenes.update(present)
         store.delete(SCENES, sorted(present))
-        store.save_manifest()
-    ann.sync(store)
+    store.save_manifest()
     return len(present)
 
 
 def put_consents(store: Store, consents: list[Any]) -> None:
     """Upsert consent records (a revocation is a record with revoked_at set); effective at the next search."""
-    with store.transaction():
+    with changelog.logged(store) as pending, store.transaction():
+        pending.consents.update(c.persona_id for c in consents)
         store.upsert(CONSENTS, [rows.consent_row(c) for c in consents])
-        store.save_manifest()
+    store.save_manifest()

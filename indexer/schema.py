@@ -195,6 +195,7 @@ SHOTS = "shots"
 ADS = "ads"
 CONSENTS = "consents"
 TABLES = (SCENES, SHOTS, ADS, CONSENTS)
+CHANGES = "changes"  # the write log readers follow (`indexer/changelog.py`); not a catalog table
 
 
 class SceneCol:
@@ -364,5 +365,29 @@ def consents_schema() -> pa.Schema:
             pa.field(ConsentCol.REVOKED, _TS),
             pa.field(ConsentCol.RECORD, _STR, nullable=False),
             pa.field(ConsentCol.SOURCE, _STR, nullable=False),
+        ]
+    )
+
+
+class ChangeCol:
+    SEQ = "seq"  # nanoseconds since the epoch when the write was logged
+    SCENES = "scenes"  # scene ids written or deleted (readers re-read their current rows)
+    CONSENTS = "consents"  # persona ids whose consent record changed
+    ADS = "ads"  # ads changed (the ad table is small: readers reload it)
+    BULK = "bulk"  # too many rows to follow one by one: readers reload
+    BEFORE = "before_json"  # table versions when the write started
+    AFTER = "after_json"  # table versions once it had committed
+
+
+def changes_schema() -> pa.Schema:
+    return pa.schema(
+        [
+            pa.field(ChangeCol.SEQ, pa.int64(), nullable=False),
+            pa.field(ChangeCol.SCENES, _STRS),
+            pa.field(ChangeCol.CONSENTS, _STRS),
+            pa.field(ChangeCol.ADS, pa.bool_()),
+            pa.field(ChangeCol.BULK, pa.bool_()),
+            pa.field(ChangeCol.BEFORE, _STR, nullable=False),
+            pa.field(ChangeCol.AFTER, _STR, nullable=False),
         ]
     )

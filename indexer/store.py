@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +100,10 @@ class Store:
     def __init__(self, path: Path, manifest: Manifest):
         self.path = path
         self.manifest = manifest
-        self.db = lancedb.connect(str(path / TABLES_DIR))
+        # strong consistency: every handle sees the latest commit of any writer (a version check, ~0.3 ms),
+        # which also makes opening a handle cheap enough to do per call
+        self.db = lancedb.connect(str(path / TABLES_DIR), read_consistency_interval=timedelta(0))
+        self._handles: dict[str, Any] = {}
         self._schemas = {
             schema.SCENES: schema.scenes_schema(manifest.text_dim, manifest.clip_dim),
             schema.SHOTS: schema.shots_schema(manifest.clip_dim),
@@ -122,10 +125,31 @@ class Store:
         return store
 
     def table(self, name: str) -> Any:
-        return self.db.open_table(name)
+        """A handle on the latest version (shared: never check it out; see `pinned`)."""
+        handle = self._handles.get(name)
+        if handle is None:
+            handle = self._handles[name] = self.db.open_table(name)
+        return handle
+
+    def side_table(self, name: str, table_schema: pa.Schema) -> Any:
+        """A table next to the catalog tables (e.g. the write log), created on first use."""
+        handle = self._handles.get(name)
+        if handle is None:
+            handle = self._handles[name] = self.db.create_table(name, schema=table_schema, exist_ok=True)
+        return handle
+
+    def pinned(self, name: str, version: int) -> Any:
+        """A handle of its own, checked out at `version`."""
+        handle = self.db.open_table(name)
+        handle.checkout(version)
+        return handle
 
     def versions(self) -> dict[str, int]:
-        return {name: int(self.table(name).version) for name in schema.TABLES}
+        try:
+            return {name: int(self.table(name).version) for name in schema.TABLES}
+        except Exception:  # the folder was replaced (a rebuild swapped it in): open the tables again
+            self._handles.clear()
+            return {name: int(self.table(name).version) for name in schema.TABLES}
 
     def save_manifest(self) -> None:
         self.manifest.updated_at = datetime.now(timezone.utc).isoformat()
@@ -136,9 +160,10 @@ class Store:
         column = schema.ID_COLUMN[name]
         return [str(v) for v in self.columns(name, [column]).column(column).to_pylist()]
 
-    def columns(self, name: str, cols: list[str], where: str | None = None) -> pa.Table:
-        """Read some columns of every row (or of the rows matching `where`)."""
-        query = self.table(name).search().select(cols)
+    def columns(self, name: str, cols: list[str], where: str | None = None, version: int | None = None) -> pa.Table:
+        """Read some columns of every row (or of the rows matching `where`), at `version` or the latest."""
+        table = self.table(name) if version is None else self.pinned(name, version)
+        query = table.search().select(cols)
         if where:
             query = query.where(where)
         return query.limit(None).to_arrow()
@@ -199,6 +224,16 @@ class Store:
             if self.count(name):
                 self.table(name).create_index(column, config=FTS(), replace=True)
 
+    def index_keys(self) -> None:
+        """B-tree indexes on the scene id columns, so a small write or a reader following it looks up its rows
+        instead of scanning the table (at 1M scenes: ~15 ms instead of ~300 ms per lookup)."""
+        from lancedb.index import BTree
+
+        for name, column in ((schema.SCENES, schema.SceneCol.ID), (schema.SHOTS, schema.ShotCol.SCENE)):
+            table = self.table(name)
+            if self.count(name) and not any(column in i.columns for i in table.list_indices()):
+                table.create_index(column, config=BTree())
+
     def fts_stale(self) -> bool:
         """True when a table has rows its full-text index does not cover (or no index at all), e.g. after a
         run that stopped between its last chunk and the index build."""
@@ -219,9 +254,8 @@ class Store:
             yield
         except BaseException:
             for name, version in before.items():
-                table = self.table(name)
-                if int(table.version) != version:
-                    table.restore(version)
+                if int(self.table(name).version) != version:
+                    self.pinned(name, version).restore()
             raise
 
 

@@ -9,6 +9,7 @@ exists only once its shots do, so a resumed run never skips a scene whose shots 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from collections.abc import Callable, Iterable, Iterator
@@ -20,13 +21,13 @@ from typing import Any, TypeVar
 import numpy as np
 from tqdm import tqdm
 
-from indexer import catalog, media, provenance, rows
+from indexer import catalog, changelog, media, provenance, rows
 from indexer.catalog import Loaded, Source, base_folder
 from indexer.context import doc_text, given_context, infer_contexts, scene_text
 from indexer.encoders import ClipModel, Encoder
 from indexer.errors import MediaError, RecordError
 from indexer.schema import SCENES, SCHEMA_VERSION, Scene, SceneCol
-from indexer.store import Store
+from indexer.store import Store, in_filter
 from indexer.vocab import Vocabulary
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,12 @@ def encode_texts(encoder: Encoder, texts: list[str], on_step: Callable[[int], No
     return np.concatenate(chunks) if chunks else np.zeros((0, encoder.dim), np.float32)
 
 
+@functools.cache
+def shared_vocabulary() -> Vocabulary:
+    """One vocabulary per process: its label vectors are encoded once, not once per write."""
+    return Vocabulary.load()
+
+
 @dataclass
 class SceneRun:
     """What one ingest run knows across its chunks."""
@@ -75,7 +82,7 @@ class SceneRun:
     infer_context: bool = True
     limits: media.MediaLimits = field(default_factory=media.MediaLimits)
     workers: int = 2
-    vocab: Vocabulary = field(default_factory=Vocabulary.load)
+    vocab: Vocabulary = field(default_factory=lambda: shared_vocabulary())
     trust: provenance.TrustConfig = field(default_factory=provenance.TrustConfig)
     seen: dict[str, int] = field(default_factory=dict)  # id -> first line in this file (duplicates)
     written: int = 0
@@ -93,14 +100,27 @@ class _Chunk:
     hashes: dict[str, str]
 
 
-def stored_state(store: Store | None) -> tuple[dict[str, str], dict[str, str]]:
-    """(scene id -> content hash, scene id -> parent id) of the scenes already indexed."""
+def stored_state(store: Store | None, ids: Iterable[str] | None = None) -> tuple[dict[str, str], dict[str, str]]:
+    """(scene id -> content hash, scene id -> parent id) of the scenes already indexed: all of them, or (a live
+    write) only those named in `ids` and their stored ancestors, so a small write reads a small part."""
     if store is None or not store.count(SCENES):
         return {}, {}
-    table = store.columns(SCENES, [SceneCol.ID, SceneCol.CONTENT_HASH, SceneCol.PARENT])
-    ids = table.column(SceneCol.ID).to_pylist()
-    hashes = dict(zip(ids, table.column(SceneCol.CONTENT_HASH).to_pylist(), strict=True))
-    parents = {s: p for s, p in zip(ids, table.column(SceneCol.PARENT).to_pylist(), strict=True) if p}
+    cols = [SceneCol.ID, SceneCol.CONTENT_HASH, SceneCol.PARENT]
+    if ids is None:
+        tables = [store.columns(SCENES, cols)]
+    else:
+        tables, todo, seen = [], sorted(set(ids)), set()
+        while todo:  # the ancestors too: the cycle check walks them
+            seen.update(todo)
+            found = store.columns(SCENES, cols, where=in_filter(SceneCol.ID, todo))
+            tables.append(found)
+            todo = sorted({p for p in found.column(SceneCol.PARENT).to_pylist() if p and p not in seen})
+    hashes: dict[str, str] = {}
+    parents: dict[str, str] = {}
+    for table in tables:
+        found_ids = table.column(SceneCol.ID).to_pylist()
+        hashes.update(zip(found_ids, table.column(SceneCol.CONTENT_HASH).to_pylist(), strict=True))
+        parents.update({s: p for s, p in zip(found_ids, table.column(SceneCol.PARENT).to_pylist(), strict=True) if p})
     return hashes, parents
 
 
@@ -162,7 +182,8 @@ def _write(run: SceneRun, chunk: _Chunk, todo: list[Scene], progress: tqdm | Non
         scene_rows.append(row)
     shot_rows = [row for s in scenes for row in shots.get(s.scene_id, [])]
     new = [i for i, s in enumerate(scenes) if s.scene_id not in run.stored_hashes]
-    with run.store.transaction():
+    with changelog.logged(run.store) as pending, run.store.transaction():
+        pending.scenes.update(s.scene_id for s in todo)
         run.store.replace_shots([s.scene_id for s in todo], shot_rows)  # shots first: see the module docstring
         run.store.write_scenes(scene_rows, vectors, new)
     run.store.save_manifest()

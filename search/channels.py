@@ -1,8 +1,9 @@
 """Retrieval channels. Each returns snapshot rows ranked best first, restricted to the `allowed` mask.
 
-The mask (consent eligibility and structured filters) is applied inside retrieval: FAISS skips excluded
-positions through an ID selector; full-text search over-fetches by the number of excluded rows and drops
-them before anything is ranked downstream. No user text reaches a LanceDB filter string.
+The mask (consent eligibility, structured filters, tombstones) is applied inside retrieval: the vector
+layers skip excluded rows through a FAISS bitmap selector and an exact scan of the delta (`search.vectors`);
+full-text search over-fetches by the number of excluded rows and drops them before anything is ranked
+downstream. No user text reaches a LanceDB filter string.
 """
 
 from __future__ import annotations
@@ -38,24 +39,20 @@ class ChannelResult:
 
 
 def dense_text(snap: Snapshot, query_vec: np.ndarray, allowed: np.ndarray, depth: int) -> ChannelResult:
-    scores, positions = snap.text_ann.search(query_vec, depth, exclude=np.flatnonzero(~allowed))
-    keep = positions[0] >= 0
-    return ChannelResult("dense", positions[0][keep].astype(np.int64), scores[0][keep])
+    rows, scores = snap.text.search(query_vec, allowed, depth)
+    return ChannelResult("dense", rows, scores)
 
 
 def clip_text(snap: Snapshot, query_vec: np.ndarray, allowed: np.ndarray, depth: int) -> ChannelResult:
     """CLIP text -> shot keyframes; a scene scores as its best shot."""
-    if snap.clip_ann is None or not len(snap.clip_ann):
+    if snap.clip is None or not len(snap.clip):
         return ChannelResult.empty("clip")
-    excluded_shots = np.flatnonzero(~allowed[snap.clip_rows])
-    scores, positions = snap.clip_ann.search(query_vec, depth * 4, exclude=excluded_shots)
+    positions, scores = snap.clip.search(query_vec, allowed, depth * 4)
     best: dict[int, tuple[int, float]] = {}
-    for pos, score in zip(positions[0], scores[0], strict=True):
-        if pos < 0:
-            continue
-        row = int(snap.clip_rows[pos])
+    for pos, score in zip(positions, scores, strict=True):
+        row = snap.clip.row_of(int(pos))
         if row not in best:
-            best[row] = (int(snap.clip_ann.keys[pos].rpartition("#")[2]), float(score))
+            best[row] = (snap.clip.index_of(int(pos)), float(score))
     rows = np.array(list(best)[:depth], dtype=np.int64)
     return ChannelResult("clip", rows, np.array([best[int(r)][1] for r in rows], np.float32), best)
 

@@ -17,7 +17,7 @@ import tomllib
 
 from indexer.provenance import AI_SOURCE_TYPES, INVALID, NO_CREDENTIAL, TRUSTED, VALID
 from indexer.schema import SceneCol
-from search.snapshot import Snapshot
+from search.snapshot import ROWWISE, Snapshot
 
 RULES_FILE = Path(__file__).with_name("rules") / "disclosure.toml"
 FACTS = ("synthetic", "real_person", "credential_invalid")
@@ -80,6 +80,16 @@ class TrustFacts:
     state: np.ndarray  # object array: Trusted / Valid / Invalid / "none"
     rules: list[Rule]
 
+    def extended(self, more: TrustFacts) -> TrustFacts:
+        """These facts followed by `more` (facts of the rows appended since)."""
+        return TrustFacts(
+            {name: np.concatenate([values, more.facts[name]]) for name, values in self.facts.items()},
+            np.concatenate([self.credentialed, more.credentialed]),
+            np.concatenate([self.mark, more.mark]),
+            np.concatenate([self.state, more.state]),
+            self.rules,
+        )
+
     def fired(self, rule: Rule) -> np.ndarray:
         fired: np.ndarray = np.logical_and.reduce([self.facts[name] for name in rule.when])
         return fired
@@ -127,14 +137,19 @@ def combine(parts: list[Disclosure]) -> Disclosure:
 
 
 def trust_facts(snap: Snapshot) -> TrustFacts:
-    cached = snap.derived.get("trust_facts")
-    if cached is None:
-        cached = snap.derived["trust_facts"] = _build(snap)
+    """Per-row facts; rows never change once written, so facts built for an earlier snapshot are extended."""
+    key = ROWWISE + "trust_facts"
+    cached: TrustFacts | None = snap.derived.get(key)
+    if cached is None or len(cached.mark) != len(snap):
+        start = 0 if cached is None else len(cached.mark)
+        part = _build(snap, start)
+        cached = part if cached is None else cached.extended(part)
+        snap.derived[key] = cached
     return cached
 
 
-def _build(snap: Snapshot) -> TrustFacts:
-    cols = snap.columns
+def _build(snap: Snapshot, start: int) -> TrustFacts:
+    cols = {name: snap.columns[name][start:] if start else list(snap.columns[name]) for name in _FACT_COLUMNS}
     states = np.array([s or NO_CREDENTIAL for s in cols[SceneCol.C2PA_STATE]], dtype=object)
     sources = cols[SceneCol.C2PA_SOURCE_TYPE]
     credentialed = np.isin(states, [TRUSTED, VALID])
@@ -149,6 +164,15 @@ def _build(snap: Snapshot) -> TrustFacts:
         "credential_invalid": states == INVALID,
     }
     return TrustFacts(facts, credentialed, credentialed & ai_source, states, load_rules())
+
+
+_FACT_COLUMNS = (
+    SceneCol.C2PA_STATE,
+    SceneCol.C2PA_SOURCE_TYPE,
+    SceneCol.AI_DISCLOSURE,
+    SceneCol.GENERATOR,
+    SceneCol.CAMEOS,
+)
 
 
 def provenance_view(snap: Snapshot, row: int) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from search.intent import IntentFrame
+from search.scene_rows import Codes, MultiHot
 from search.snapshot import Snapshot
 
 # What a shopper names first (the product) matters most.
@@ -60,12 +61,20 @@ def slot_terms(snap: Snapshot, frame: IntentFrame) -> Iterator[SlotTerm]:
             if slot in single:
                 codes = single[slot]
                 match = np.asarray(codes.codes == codes.code(value.value), dtype=bool)
-                known = np.asarray(codes.codes >= 0, dtype=bool)
             else:
-                hot = multi[slot]
-                match = hot.column(value.value)
-                known = np.asarray(hot.matrix.any(axis=1), dtype=bool)
+                match = multi[slot].column(value.value)
+            known = _known(snap, slot, single.get(slot) or multi[slot])
             yield SlotTerm(slot, value.value, value.source, SLOT_WEIGHTS[slot], value.confidence, match, known)
+
+
+def _known(snap: Snapshot, slot: str, values: Codes | MultiHot) -> np.ndarray:
+    """Rows that have any value for the slot: the same for every query, so built once per snapshot."""
+    key = f"known:{slot}"
+    known: np.ndarray | None = snap.derived.get(key)
+    if known is None:
+        held = values.codes >= 0 if isinstance(values, Codes) else values.matrix.any(axis=1)
+        known = snap.derived[key] = np.asarray(held, dtype=bool)
+    return known
 
 
 def agreement(terms: Sequence[SlotTerm]) -> np.ndarray:
@@ -82,7 +91,7 @@ def candidate_rows(
 ) -> np.ndarray:
     """Rows any retrieval channel found, plus the allowed scenes showing the request's exact sku."""
     parts = [np.asarray(rows, dtype=np.int64) for rows in retrieved]
-    if frame.product and frame.sku in snap.sku_rows:
+    if frame.product and frame.sku is not None and frame.sku in snap.sku_rows:
         sku_rows = snap.sku_rows[frame.sku]
         parts.append(sku_rows[allowed[sku_rows]])
     return np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.int64)

@@ -44,11 +44,11 @@ def best_shot(snap: Snapshot, row: int, results: list[ChannelResult], clip_vec: 
     shots = snap.shots.get(snap.ids[row], [])
     if not shots:
         return None
-    positions = snap.row_shots.get(row, [])
-    if clip_vec is not None and positions and snap.shot_vecs is not None:
-        sims = snap.shot_vecs[positions] @ clip_vec.reshape(-1)
+    positions = snap.clip.of_row(row) if snap.clip is not None else []
+    if clip_vec is not None and positions and snap.clip is not None:
+        sims = snap.clip.vectors.vectors[positions] @ clip_vec.reshape(-1)
         best = int(np.argmax(sims))
-        index = int(snap.clip_ann.keys[positions[best]].rpartition("#")[2]) if snap.clip_ann else 0
+        index = snap.clip.index_of(positions[best])
         shot = next(s for s in shots if s.index == index)
         return ShotRef(shot.index, shot.start_s, shot.end_s, shot.thumb_path, shot.media_path, float(sims[best]))
     shot = shots[0]

@@ -10,6 +10,7 @@ the index was built with.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -157,7 +158,7 @@ class IntentParser:
         self.lex = lexicon or load_lexicon()
 
     def parse(
-        self, text: str, sku: str | None = None, products: dict[str, dict[str, Any]] | None = None
+        self, text: str, sku: str | None = None, products: Mapping[str, dict[str, Any]] | None = None
     ) -> IntentFrame:
         lowered = " ".join(text.lower().split())
         frame = IntentFrame(text=text, sku=sku)
@@ -211,7 +212,9 @@ class IntentParser:
                     frame.negations.append(Negation("term", word, word))
         return understood
 
-    def _reference(self, frame: IntentFrame, text: str, sku: str | None, products: dict[str, dict[str, Any]]) -> None:
+    def _reference(
+        self, frame: IntentFrame, text: str, sku: str | None, products: Mapping[str, dict[str, Any]]
+    ) -> None:
         cues = "|".join(re.escape(c) for c in self.lex.reference_cues)
         match = re.search(rf"\b(?:{cues})((?:\s+[a-z][\w-]*){{1,3}})", text)
         if match:

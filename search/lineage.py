@@ -50,7 +50,7 @@ def lineage(snap: Snapshot, scene_id: str, visible: Callable[[str], bool] = lamb
     queue = deque([(scene_id, 0)])
     while queue:
         sid, level = queue.popleft()
-        for child in sorted(snap.children.get(sid, [])):
+        for child in sorted(snap.children(sid)):
             if child not in seen:
                 seen.add(child)
                 queue.append((child, level + 1))
@@ -94,7 +94,7 @@ def parent_rows(snap: Snapshot) -> np.ndarray:
 
 def remix_forest(snap: Snapshot, visible: np.ndarray | None = None) -> RemixForest:
     """The forest for a visibility mask (None: every scene), cached per snapshot and mask."""
-    visible = np.ones(len(snap), dtype=bool) if visible is None else np.asarray(visible, dtype=bool)
+    visible = snap.alive if visible is None else np.asarray(visible, dtype=bool) & snap.alive
     key = "forest:" + hashlib.sha1(np.packbits(visible).tobytes()).hexdigest()
     cached = snap.derived.get(key)
     if cached is None:
@@ -160,5 +160,7 @@ def descendants(snap: Snapshot, row: int, visible: np.ndarray | None = None) -> 
     node = forest.node.get(row)
     if node is None:
         return []
-    found = sorted(rx.descendants(forest.graph, node), key=lambda n: (forest.generation[n], snap.ids[forest.rows[n]]))
+    found = sorted(
+        rx.descendants(forest.graph, node), key=lambda n: (forest.generation[n], snap.ids[int(forest.rows[n])])
+    )
     return [snap.ids[int(forest.rows[n])] for n in found]

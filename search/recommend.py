@@ -70,10 +70,11 @@ def example_rows(snap: Snapshot, ids: tuple[str, ...], use: str, now: datetime, 
 
 def _shot_vectors(snap: Snapshot, rows: list[int]) -> np.ndarray:
     """One CLIP vector per example that has shots: the mean of its shots."""
-    if snap.shot_vecs is None:
+    if snap.clip is None:
         return np.zeros((0, 0), np.float32)
-    means = [snap.shot_vecs[snap.row_shots[r]].mean(axis=0) for r in rows if snap.row_shots.get(r)]
-    return np.stack(means) if means else np.zeros((0, snap.shot_vecs.shape[1]), np.float32)
+    vectors = snap.clip.vectors.vectors
+    means = [vectors[snap.clip.of_row(r)].mean(axis=0) for r in rows if snap.clip.of_row(r)]
+    return np.stack(means) if means else np.zeros((0, vectors.shape[1]), np.float32)
 
 
 def recommend(

@@ -1,13 +1,15 @@
-"""An immutable, in-memory view of one index version: scene metadata, lineage, shots, consents, ads and ANN layers.
+"""An immutable view of one index version: base segment + delta + tombstones, consents, ads and vector layers.
 
-Searches read one snapshot from start to end, so a batch that lands meanwhile is never half-seen; the engine
-swaps in a new snapshot when the LanceDB versions move (`Snapshot.load` rebuilds stale FAISS layers).
-Structured slots are held as integer codes and multi-hot matrices so slot agreement and filters are numpy work.
+Searches read one snapshot from start to end, so a batch that lands meanwhile is never half-seen. Rows
+[0, base_rows) are the base (indexed by the ANN layers built at compaction); later rows are the delta, written
+since and searched exactly; `dead` marks rows deleted or replaced since (a replacement is a new row).
+`search.live` builds the base (`load_base`) and publishes the snapshot after each write (`apply`), sharing
+everything that did not change; nothing a published snapshot holds is ever mutated.
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
@@ -17,10 +19,17 @@ from typing import Any
 import numpy as np
 
 from indexer import ann
-from indexer.schema import ADS, CONSENTS, SCENES, SHOTS, AdCol, ConsentCol, SceneCol, ShotCol
-from indexer.store import Manifest, Store, to_matrix
-from indexer.vocab import Vocabulary
+from indexer.schema import SceneCol
+from indexer.store import Manifest
 from search.consent import ConsentState, is_eligible
+from search.consent_masks import ConsentMasks
+from search.scene_rows import ArrowColumn, Codes, MultiHot, SceneRows
+from search.segments import GrowingArray, GrowingList, Overlay, RowList
+from search.vectors import SegmentedVectors
+
+# Keys of `Snapshot.derived` holding per-row facts: rows never change once written, so the next snapshot keeps
+# them and computes only the rows appended since (see `search.disclosure.trust_facts`).
+ROWWISE = "rows:"
 
 
 @dataclass(frozen=True)
@@ -43,41 +52,30 @@ class AdEntry:
     record: dict[str, Any]
 
 
-@dataclass
-class Codes:
-    """One single-valued slot as integer codes (-1 = unknown) over a fixed label list."""
+@dataclass(frozen=True)
+class ShotLayer:
+    """CLIP keyframe vectors: position -> scene row and shot index; a scene's positions (base, then delta)."""
 
-    labels: list[str]
-    codes: np.ndarray
+    vectors: SegmentedVectors
+    rows: GrowingArray  # position -> scene row
+    shot_index: GrowingArray  # position -> shot index within its scene
+    positions: Overlay[int, list[int]]  # scene row -> positions
 
-    @classmethod
-    def build(cls, values: list[str | None], labels: list[str]) -> Codes:
-        labels = list(dict.fromkeys([*labels, *sorted({v for v in values if v and v not in labels})]))
-        index = {name: i for i, name in enumerate(labels)}
-        return cls(labels, np.array([index.get(v, -1) if v else -1 for v in values], dtype=np.int32))
+    def __len__(self) -> int:
+        return len(self.vectors)
 
-    def code(self, value: str | None) -> int:
-        return self.labels.index(value) if value in self.labels else -2  # -2 never matches
+    def search(self, query: np.ndarray, allowed_rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(positions, scores) of the best shots of allowed scenes."""
+        return self.vectors.search(query, allowed_rows[self.rows.values], k)
 
+    def row_of(self, position: int) -> int:
+        return int(self.rows.values[position])
 
-@dataclass
-class MultiHot:
-    labels: list[str]
-    matrix: np.ndarray  # rows x labels, bool
+    def index_of(self, position: int) -> int:
+        return int(self.shot_index.values[position])
 
-    @classmethod
-    def build(cls, values: list[list[str]], labels: list[str]) -> MultiHot:
-        labels = list(dict.fromkeys([*labels, *sorted({v for row in values for v in row if v not in labels})]))
-        index = {name: i for i, name in enumerate(labels)}
-        matrix = np.zeros((len(values), len(labels)), dtype=bool)
-        for r, row in enumerate(values):
-            matrix[r, [index[v] for v in row]] = True
-        return cls(labels, matrix)
-
-    def column(self, value: str) -> np.ndarray:
-        if value not in self.labels:
-            return np.zeros(len(self.matrix), dtype=bool)
-        return self.matrix[:, self.labels.index(value)]
+    def of_row(self, row: int) -> list[int]:
+        return self.positions.get(row, [])
 
 
 @dataclass
@@ -85,59 +83,129 @@ class Snapshot:
     path: Path
     manifest: Manifest
     versions: dict[str, int]
-    ids: list[str]
-    row: dict[str, int]
-    columns: dict[str, list[Any]]  # display columns by SceneCol name
-    setting: Codes
-    time_of_day: Codes
-    weather: Codes
-    tones: MultiHot
-    categories: MultiHot
-    brands: MultiHot
-    sku_rows: dict[str, np.ndarray]
-    products: dict[str, dict[str, Any]]
+    scene_rows: SceneRows
+    id_rows: GrowingList  # scene id per row (dead rows keep theirs)
+    row: Overlay[str, int]  # scene id -> its live row
+    dead: np.ndarray  # tombstones: rows deleted or replaced since they were written
+    base_rows: int
+    sku_rows: Overlay[str, np.ndarray]
+    products: Overlay[str, dict[str, Any]]
     family: np.ndarray  # row -> row of its lineage root
-    cameo_rows: np.ndarray  # rows that show at least one persona
-    created: np.ndarray  # datetime64[us], NaT when unknown
-    dwell: np.ndarray
-    text_vecs: np.ndarray
-    text_ann: ann.AnnIndex
-    clip_ann: ann.AnnIndex | None
-    clip_rows: np.ndarray  # clip ANN position -> scene row
-    shots: dict[str, list[Shot]]
-    consents: dict[str, ConsentState]
+    children_of: Overlay[str, tuple[str, ...]]  # parent id -> ids that named it (checked on read)
+    text: SegmentedVectors
+    clip: ShotLayer | None
+    shots: Overlay[str, list[Shot]]
+    masks: ConsentMasks
     ads: list[AdEntry]
     ad_vecs: np.ndarray
-    family_members: dict[int, list[int]] = field(default_factory=dict)
     scenes_table: Any = None  # LanceDB scenes table checked out at `versions` (full-text search reads it)
     ads_table: Any = None
-    shot_vecs: np.ndarray | None = None  # clip ANN position -> shot vector
-    row_shots: dict[int, list[int]] = field(default_factory=dict)  # scene row -> clip ANN positions
     derived: dict[str, Any] = field(default_factory=dict)  # views built lazily from this version (trust, lineage)
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return self.id_rows.n
 
-    def eligible(self, use: str, now: datetime) -> np.ndarray:
-        """Boolean mask of rows whose cameo consents cover `use` at `now`."""
-        mask = np.ones(len(self.ids), dtype=bool)
-        cameos = self.columns[SceneCol.CAMEOS]
-        for r in self.cameo_rows:
-            mask[r] = is_eligible(cameos[r], use, self.consents, now)
-        return mask
+    @property
+    def scene_count(self) -> int:
+        """Live scenes (rows that are neither deleted nor replaced)."""
+        return len(self.row)
+
+    @property
+    def version(self) -> int:
+        """One number that grows with every committed write (the sum of the table versions)."""
+        return sum(self.versions.values())
+
+    @property
+    def ids(self) -> RowList[str]:
+        return self.id_rows.view
 
     @cached_property
-    def children(self) -> dict[str, list[str]]:
-        """Scene id -> ids of its direct remixes, built once per snapshot."""
-        out: dict[str, list[str]] = {}
-        for sid, parent in zip(self.ids, self.columns[SceneCol.PARENT], strict=True):
-            if parent:
-                out.setdefault(parent, []).append(sid)
+    def columns(self) -> dict[str, ArrowColumn]:
+        return self.scene_rows.columns()
+
+    @property
+    def setting(self) -> Codes:
+        return self.scene_rows.setting
+
+    @property
+    def time_of_day(self) -> Codes:
+        return self.scene_rows.time_of_day
+
+    @property
+    def weather(self) -> Codes:
+        return self.scene_rows.weather
+
+    @property
+    def tones(self) -> MultiHot:
+        return self.scene_rows.tones
+
+    @property
+    def categories(self) -> MultiHot:
+        return self.scene_rows.categories
+
+    @property
+    def brands(self) -> MultiHot:
+        return self.scene_rows.brands
+
+    @property
+    def created(self) -> np.ndarray:
+        return self.scene_rows.created.values
+
+    @property
+    def dwell(self) -> np.ndarray:
+        return self.scene_rows.dwell.values
+
+    @property
+    def text_vecs(self) -> Any:
+        return self.text.vectors
+
+    @property
+    def text_ann(self) -> ann.AnnIndex:
+        return self.text.base
+
+    @property
+    def consents(self) -> Mapping[str, ConsentState]:
+        return self.masks.consents
+
+    @cached_property
+    def alive(self) -> np.ndarray:
+        alive: np.ndarray = ~self.dead
+        return alive
+
+    def live_rows(self) -> np.ndarray:
+        return np.flatnonzero(self.alive)
+
+    @property
+    def delta_rows(self) -> int:
+        return len(self) - self.base_rows
+
+    def eligible(self, use: str, now: datetime) -> np.ndarray:
+        """Boolean mask of live rows whose cameo consents cover `use` at `now` (a new array: callers may change it)."""
+        mask: np.ndarray = self.masks.eligible(use, now) & self.alive
+        return mask
+
+    def scene_eligible(self, scene_id: str, use: str, now: datetime) -> bool:
+        r = self.row.get(scene_id)
+        return r is not None and is_eligible(self.columns[SceneCol.CAMEOS][r] or [], use, self.consents, now)
+
+    def children(self, scene_id: str) -> list[str]:
+        """Ids of the live scenes whose parent is `scene_id`."""
+        parents = self.columns[SceneCol.PARENT]
+        out = []
+        for child in self.children_of.get(scene_id, ()):
+            r = self.row.get(child)
+            if r is not None and parents[r] == scene_id and child not in out:
+                out.append(child)
         return out
+
+    @cached_property
+    def family_count(self) -> int:
+        return int(len(np.unique(self.family[self.alive])))
 
     def scene_fields(self, row: int) -> dict[str, Any]:
         """The display fields of one scene, shared by search results and catalog reads."""
         cols = self.columns
+        parent = cols[SceneCol.PARENT][row]
         return {
             "scene_id": self.ids[row],
             "prompt": cols[SceneCol.PROMPT][row],
@@ -148,170 +216,31 @@ class Snapshot:
             "tones": list(cols[SceneCol.TONES][row] or []),
             "categories": list(cols[SceneCol.CATEGORIES][row] or []),
             "skus": list(cols[SceneCol.SKUS][row] or []),
-            "parent_id": cols[SceneCol.PARENT][row],
-            "parent_missing": bool(cols[SceneCol.PARENT][row]) and cols[SceneCol.PARENT][row] not in self.row,
+            "parent_id": parent,
+            "parent_missing": bool(parent) and parent not in self.row,
             "family_id": self.ids[int(self.family[row])],
         }
 
-    def scene_eligible(self, scene_id: str, use: str, now: datetime) -> bool:
-        r = self.row.get(scene_id)
-        return r is not None and is_eligible(self.columns[SceneCol.CAMEOS][r], use, self.consents, now)
 
-    @classmethod
-    def load(cls, store: Store, vocab: Vocabulary, attempts: int = 3) -> Snapshot:
-        """Load one consistent version; if a writer moved LanceDB meanwhile, load again."""
-        for _ in range(attempts):
-            versions = store.versions()
-            snapshot = cls._load(store, vocab, versions)
-            if store.versions() == versions:
-                return snapshot
-        raise RuntimeError(f"the index at {store.path} kept changing while loading; try again")
-
-    @classmethod
-    def _load(cls, store: Store, vocab: Vocabulary, versions: dict[str, int]) -> Snapshot:
-        text_ann = ann.load_or_build(store, ann.SCENE_TEXT)
-        assert text_ann is not None
-        clip_ann = ann.load_or_build(store, ann.SHOT_CLIP)
-        ids, cols, text_vecs = _scene_columns(store, text_ann.keys)
-        row = {sid: i for i, sid in enumerate(ids)}
-        family = _families(ids, cols[SceneCol.PARENT], row)
-        members: dict[int, list[int]] = {}
-        for r, root in enumerate(family):
-            members.setdefault(int(root), []).append(r)
-        clip_rows = np.array([row[ann.split_shot_key(k)[0]] for k in clip_ann.keys] if clip_ann else [], np.int64)
-        row_shots: dict[int, list[int]] = {}
-        for pos, r in enumerate(clip_rows):
-            row_shots.setdefault(int(r), []).append(pos)
-        ads, ad_vecs = _ads(store)
-        labels = {slot: [item.name for item in vocab.by_slot[slot]] for slot in vocab.by_slot}
-        return cls(
-            path=store.path,
-            manifest=store.manifest,
-            versions=versions,
-            scenes_table=_pinned(store, SCENES, versions),
-            ads_table=_pinned(store, ADS, versions),
-            ids=ids,
-            row=row,
-            columns=cols,
-            setting=Codes.build(cols[SceneCol.SETTING], labels["setting"]),
-            time_of_day=Codes.build(cols[SceneCol.TIME], labels["time_of_day"]),
-            weather=Codes.build(cols[SceneCol.WEATHER], labels["weather"]),
-            tones=MultiHot.build(cols[SceneCol.TONES], labels["tone"]),
-            categories=MultiHot.build(cols[SceneCol.CATEGORIES], labels["category"]),
-            brands=MultiHot.build([b or [] for b in cols[SceneCol.BRANDS]], []),
-            sku_rows=_sku_rows(cols[SceneCol.SKUS]),
-            products=_products(store),
-            family=family,
-            family_members=members,
-            cameo_rows=np.array([r for r, c in enumerate(cols[SceneCol.CAMEOS]) if c], dtype=np.int64),
-            created=np.array(
-                [
-                    np.datetime64(d.replace(tzinfo=None), "us") if d else np.datetime64("NaT")
-                    for d in cols[SceneCol.CREATED]
-                ]
-            ),
-            dwell=np.array([d or 0 for d in cols[SceneCol.DWELL]], dtype=np.float64),
-            text_vecs=text_vecs,
-            text_ann=text_ann,
-            clip_ann=clip_ann,
-            clip_rows=clip_rows,
-            shot_vecs=clip_ann.index.reconstruct_n(0, len(clip_ann))
-            if clip_ann is not None and len(clip_ann)
-            else None,
-            row_shots=row_shots,
-            shots=_shots(store),
-            consents=_consents(store),
-            ads=ads,
-            ad_vecs=ad_vecs,
-        )
-
-
-def _pinned(store: Store, name: str, versions: dict[str, int]) -> Any:
-    """A table handle checked out at the snapshot's version (full-text search reads through it)."""
-    table = store.table(name)
-    table.checkout(versions[name])
-    return table
-
-
-def _scene_columns(store: Store, keys: list[str]) -> tuple[list[str], dict[str, list[Any]], np.ndarray]:
-    """Scene ids, display/slot columns and text vectors, in the order of the text ANN positions."""
-    skip = {SceneCol.RECORD, SceneCol.CLIP_VEC, SceneCol.DOC}
-    table = store.columns(SCENES, [c for c in store.table(SCENES).schema.names if c not in skip])
-    order = {sid: i for i, sid in enumerate(table.column(SceneCol.ID).to_pylist())}
-    table = table.take(np.array([order[k] for k in keys], dtype=np.int64)) if keys else table
-    cols = {name: table.column(name).to_pylist() for name in table.column_names if name != SceneCol.TEXT_VEC}
-    vecs = to_matrix(table.column(SceneCol.TEXT_VEC), store.manifest.text_dim)
-    return [str(s) for s in cols[SceneCol.ID]], cols, vecs
-
-
-def _families(ids: list[str], parents: list[str | None], row: dict[str, int]) -> np.ndarray:
-    """Row of each scene's lineage root (a missing parent ends the chain)."""
-    root = np.arange(len(ids), dtype=np.int64)
-    for r in range(len(ids)):
-        seen, node = {r}, r
-        while (parent := parents[node]) is not None and parent in row and row[parent] not in seen:
-            node = row[parent]
-            seen.add(node)
-        root[r] = node
+def root_rows(parent_rows: np.ndarray, max_rounds: int = 64) -> np.ndarray:
+    """Row of each row's lineage root, from each row's parent row (-1: none): pointer jumping, so the rounds
+    grow with the log of the deepest chain, not with the catalog."""
+    root = np.where(parent_rows >= 0, parent_rows, np.arange(len(parent_rows)))
+    for _ in range(max_rounds):  # a cycle (rejected at ingest) never settles; the cap ends it
+        jumped = root[root]
+        if np.array_equal(jumped, root):
+            break
+        root = jumped
     return root
 
 
-def _sku_rows(skus: list[list[str]]) -> dict[str, np.ndarray]:
-    rows: dict[str, list[int]] = {}
-    for r, values in enumerate(skus):
-        for sku in values or []:
-            rows.setdefault(sku, []).append(r)
-    return {sku: np.array(r, dtype=np.int64) for sku, r in rows.items()}
-
-
-def _products(store: Store) -> dict[str, dict[str, Any]]:
-    """Product facts by sku, from the scene records (the catalog has no separate product file)."""
-    products: dict[str, dict[str, Any]] = {}
-    table = store.columns(SCENES, [SceneCol.RECORD], where=f"array_length({SceneCol.SKUS}) > 0")
-    for raw in table.column(SceneCol.RECORD).to_pylist():
-        for product in json.loads(raw).get("products", []):
-            products.setdefault(product["sku"], product)
-    return products
-
-
-def _shots(store: Store) -> dict[str, list[Shot]]:
-    cols = [ShotCol.SCENE, ShotCol.INDEX, ShotCol.START, ShotCol.END, ShotCol.THUMB, ShotCol.MEDIA]
-    table = store.columns(SHOTS, cols).to_pylist()
-    shots: dict[str, list[Shot]] = {}
-    for r in sorted(table, key=lambda r: (r[ShotCol.SCENE], r[ShotCol.INDEX])):
-        shots.setdefault(r[ShotCol.SCENE], []).append(
-            Shot(r[ShotCol.INDEX], r[ShotCol.START], r[ShotCol.END], r[ShotCol.THUMB], r[ShotCol.MEDIA])
-        )
-    return shots
-
-
-def _consents(store: Store) -> dict[str, ConsentState]:
-    rows = store.columns(
-        CONSENTS, [ConsentCol.ID, ConsentCol.SCOPES, ConsentCol.EXPIRES, ConsentCol.REVOKED]
-    ).to_pylist()
-    return {
-        r[ConsentCol.ID]: ConsentState(
-            r[ConsentCol.ID], frozenset(r[ConsentCol.SCOPES] or []), r[ConsentCol.EXPIRES], r[ConsentCol.REVOKED]
-        )
-        for r in rows
-    }
-
-
-def _ads(store: Store) -> tuple[list[AdEntry], np.ndarray]:
-    table = store.columns(
-        ADS,
-        [AdCol.ID, AdCol.SKUS, AdCol.CATEGORIES, AdCol.TONES, AdCol.BID, AdCol.CREATIVES, AdCol.RECORD, AdCol.TEXT_VEC],
-    )
-    ads = [
-        AdEntry(
-            r[AdCol.ID],
-            frozenset(r[AdCol.SKUS] or []),
-            frozenset(r[AdCol.CATEGORIES] or []),
-            frozenset(r[AdCol.TONES] or []),
-            float(r[AdCol.BID] or 0.0),
-            tuple(r[AdCol.CREATIVES] or []),
-            json.loads(r[AdCol.RECORD]),
-        )
-        for r in table.drop_columns([AdCol.TEXT_VEC]).to_pylist()
-    ]
-    return ads, to_matrix(table.column(AdCol.TEXT_VEC), store.manifest.text_dim)
+def families(parents: Sequence[str | None], row: Mapping[str, int], rows: Iterable[int]) -> dict[int, int]:
+    """Row of each given row's lineage root (a missing parent, or a cycle, ends the chain)."""
+    out = {}
+    for r in rows:
+        seen, node = {int(r)}, int(r)
+        while (parent := parents[node]) is not None and parent in row and row[parent] not in seen:
+            node = row[parent]
+            seen.add(node)
+        out[int(r)] = node
+    return out

@@ -1,7 +1,8 @@
 """Shared state of one running service and its `Annotated` dependencies.
 
 Writes (scene upserts and deletes, consent changes) go through `Service.write`: one lock serializes them,
-the indexer function runs, then `engine.refresh()` swaps in a new immutable snapshot. Searches read
+the indexer function commits and logs the batch, then `engine.refresh()` publishes the next snapshot (the
+batch applied as a delta: its cost, not the catalog's) before the response is sent. Searches read
 `engine.snapshot` once per request, so they see the index either before or after a batch, never half of it.
 """
 
@@ -18,7 +19,7 @@ from fastapi import Depends, Request
 from api.metrics import Metrics
 from api.settings import Settings
 from indexer.pipeline import Encoders
-from indexer.store import Store, read_manifest
+from indexer.store import Store
 from search.engine import Engine
 from search.snapshot import Snapshot
 
@@ -56,20 +57,12 @@ class Service:
                 self.metrics.writes.labels(kind).inc()
 
     def refresh_if_settled(self) -> bool:
-        """Pick up writes made outside this service (e.g. `visual-intent index`) once they have finished.
-
-        A writer saves the manifest last, with the table versions it produced; refreshing only when the live
-        versions equal those keeps a search from seeing an external batch half-written.
-        """
+        """Pick up writes made outside this service (another `serve` or `visual-intent index` on the folder):
+        logged writes are applied as a delta, anything else once its writer has saved the manifest."""
         with self.write_lock:
-            live = self.store.versions()
-            if live == self.snapshot.versions:
-                return False
-            if read_manifest(self.settings.db).table_versions != live:
-                return False
             if self.engine.refresh():
                 self.metrics.refreshes.inc()
-                log.info("picked up index versions %s", live)
+                log.info("picked up index versions %s", self.snapshot.versions)
                 return True
             return False
 

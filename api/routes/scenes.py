@@ -30,6 +30,7 @@ def _ingest(service: Service, body: ScenesUpsertRequest) -> IndexReport:
         media_root=db,  # media named by API clients must already lie inside the index folder
         progress=False,
         chunk_size=max(1, len(body.scenes)),  # one batch, one transaction: searches see it all at once
+        live=True,  # costs what the batch costs: no index rebuild (the serving snapshot takes it as a delta)
     )
     return index_catalog(options, Inline("request", body.scenes, base=db), encoders=service.encoders())
 

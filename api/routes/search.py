@@ -40,6 +40,8 @@ def run_search(service: Service, body: SearchRequest, clip_query: np.ndarray | N
     if clip_query is not None and not body.query.strip("* "):
         options = with_overrides(options, channels=("clip",), intent=False)  # image only: the visual channel alone
     started = time.perf_counter()
+    if body.min_version:
+        service.engine.wait_for_version(body.min_version, service.settings.version_wait_s)
     response = service.engine.search(
         body.query,
         sku=body.sku,
@@ -53,7 +55,11 @@ def run_search(service: Service, body: SearchRequest, clip_query: np.ndarray | N
     return search_public(response, body.variant, body.explain, took_ms, reference_image=clip_query is not None)
 
 
-@router.post("/search", summary="Search scenes with a scenario query", responses=ERRORS)
+@router.post(
+    "/search",
+    summary="Search scenes with a scenario query",
+    responses=error_responses(400, 401, 403, 409, 413, 422, 500),
+)
 def search(body: SearchRequest, service: ServiceDep, _: ReadAccess) -> SearchPublic:
     """Parse the query into an intent frame, retrieve eligible scenes (consent is checked at request time),
     and match ads. Filters are structured values, validated here and applied as a row mask, never as SQL."""

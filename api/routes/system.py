@@ -24,7 +24,7 @@ IMAGE_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png",
 def health(service: ServiceDep) -> HealthPublic:
     snap = service.snapshot
     return HealthPublic(
-        status="ok", scenes=len(snap), clip_status=service.engine.clip_status, index_versions=dict(snap.versions)
+        status="ok", scenes=snap.scene_count, clip_status=service.engine.clip_status, index_versions=dict(snap.versions)
     )
 
 

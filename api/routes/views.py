@@ -184,12 +184,14 @@ def lineage_public(snap: Snapshot, scene_id: str, now: datetime, show_all: bool 
 
 def stats_public(snap: Snapshot, text_encoder: str, clip_status: str, visual: bool) -> StatsPublic:
     return StatsPublic(
-        scenes=len(snap),
+        scenes=snap.scene_count,
         shots=sum(len(shots) for shots in snap.shots.values()),
         ads=len(snap.ads),
         consents=len(snap.consents),
-        families=len(snap.family_members),
-        remixes=sum(1 for parent in snap.columns[SceneCol.PARENT] if parent),
+        families=snap.family_count,
+        remixes=sum(
+            1 for parent, alive in zip(snap.columns[SceneCol.PARENT], snap.alive, strict=True) if parent and alive
+        ),
         text_encoder=text_encoder,
         visual_channel=visual,
         clip_status=clip_status,

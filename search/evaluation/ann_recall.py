@@ -70,6 +70,6 @@ def engine_ann_recall(
     """ANN recall on the engine's scene text vectors, for queries encoded with the engine's text encoder."""
     snap = engine.snapshot
     queries = engine.text.encode(list(texts))
-    result = measure(snap.text_vecs, queries, ks, ef_sweep)
+    result = measure(snap.text_vecs[snap.live_rows()], queries, ks, ef_sweep)
     result.serving = {"layer": ann.SCENE_TEXT, **snap.text_ann.params, "exact_limit": ann.EXACT_LIMIT}
     return result

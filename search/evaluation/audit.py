@@ -58,7 +58,8 @@ def scene_groups(engine: Engine, group_by: str) -> dict[str, list[str]]:
     values = snap.columns[GROUPINGS[group_by]]
     return {
         sid: ([str(v) for v in value] if isinstance(value, list) else [str(value)]) if value else []
-        for sid, value in zip(snap.ids, values, strict=True)
+        for sid, value, alive in zip(snap.ids, values, snap.alive, strict=True)
+        if alive
     }
 
 

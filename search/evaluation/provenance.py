@@ -54,7 +54,7 @@ def index_info(engine: Engine) -> dict[str, Any]:
         "clip": manifest.clip.id if manifest.clip and manifest.clip.id else None,
         "clip_status": engine.clip_status,
         "table_versions": dict(engine.snapshot.versions),
-        "scenes": len(engine.snapshot),
+        "scenes": engine.snapshot.scene_count,
         "ads": len(engine.snapshot.ads),
         "ann": dict(engine.snapshot.text_ann.params),
     }

@@ -19,7 +19,7 @@ ADMIN = {"X-API-Key": ADMIN_KEY}
 
 
 def make_settings(db: Path, **changes: Any) -> Settings:
-    values: dict[str, Any] = {"db": db, "api_keys": KEYS, "refresh_interval_s": 0, **changes}
+    values: dict[str, Any] = {"db": db, "api_keys": KEYS, "refresh_interval_s": 0, "version_wait_s": 0.5, **changes}
     return Settings(**values)
 
 

@@ -282,3 +282,22 @@ def test_external_index_writes_are_picked_up(index_copy: Path, app_factory: Call
         time.sleep(0.1)
     metrics = polled.get("/metrics").text
     assert "visual_intent_snapshot_refreshes_total 1.0" in metrics
+
+
+def test_read_your_writes_across_two_services(index_copy: Path, app_factory: Callable[..., TestClient]) -> None:
+    """Two services on one folder (as two replicas would be): a write through A returns its index version; a
+    search on B with that `min_version` sees it, without B reloading the index (the write is applied as a delta)."""
+    a = app_factory(index_copy, refresh_interval_s=0)
+    b = app_factory(index_copy, refresh_interval_s=0)  # no poller: only min_version makes B catch up
+    written = a.post("/v1/scenes", json={"scenes": [_scene("scn-rw-1")]}, headers=WRITE)
+    assert written.status_code == 200, written.text
+    version = written.json()["index_version"]
+    assert version == sum(written.json()["index_versions"].values())
+    query = {"query": "quokka mascot holding a thermos", "variant": "fts", "k": 5}
+    assert "scn-rw-1" not in _ids(b, **query)  # B has not looked yet
+    found = _ids(b, **query, min_version=version)
+    assert found[0] == "scn-rw-1"  # found by full text before any index rebuild
+    stats = b.get("/v1/stats", headers=READ).json()
+    assert stats["index_version"] >= version
+    late = b.post("/v1/search", json={**query, "min_version": version + 1000}, headers=READ)
+    assert_error(late, 409, "version_not_reached")

@@ -18,7 +18,7 @@ from indexer.schema import ADS, CONSENTS, SCENES, Scene, SceneCol
 from indexer.store import Store
 from indexer.validation import validate_catalog
 from indexer.vocab import Vocabulary
-from search.snapshot import Snapshot
+from search.live import load_base
 from tests.helpers import write_jsonl
 
 LABEL = "AI-generated; synthetic likeness with consent"
@@ -104,13 +104,13 @@ def test_a_parent_arriving_in_a_later_batch_links_the_family(tmp_path: Path, has
     files = _catalog(tmp_path / "cat")
     db = tmp_path / "index"
     index_catalog(IndexOptions(db=db, progress=False), files["scenes"], encoders=hashing)
-    snap = Snapshot.load(Store.open(db), Vocabulary.load())
+    snap = load_base(Store.open(db), Vocabulary.load())
     e4 = snap.scene_fields(snap.row["e4"])
     assert e4["parent_missing"] and e4["family_id"] == "e4"
     later = write_jsonl(tmp_path / "cat" / "later.jsonl", [{"scene_id": "e9", "prompt": "The original at dusk"}])
     report = index_catalog(IndexOptions(db=db, progress=False), later, encoders=hashing)
     assert report.lineage_gaps == {}
-    snap = Snapshot.load(Store.open(db), Vocabulary.load())
+    snap = load_base(Store.open(db), Vocabulary.load())
     e4 = snap.scene_fields(snap.row["e4"])
     assert not e4["parent_missing"] and e4["family_id"] == "e9"
     assert snap.scene_fields(snap.row["e2"])["family_id"] == "e3"

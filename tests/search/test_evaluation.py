@@ -135,6 +135,6 @@ def test_beir_loader_and_evaluation_on_a_scifact_slice(
     with beir_index(data, db, encoders=Encoders(text_encoder, None, None)) as path:
         assert path == db and holds_corpus(db, data)
         engine = Engine.open(db, text=text_encoder)
-        assert engine.snapshot.columns[SceneCol.SETTING] == [None] * len(data.corpus)  # no slot inference
+        assert list(engine.snapshot.columns[SceneCol.SETTING]) == [None] * len(data.corpus)  # no slot inference
         result = RetrievalEvaluator(data.queries, data.qrels, [make_variant("dense"), make_variant("fts")])(engine)
     assert result.scores()["dense"]["ndcg@10"] > 0.6 and result.scores()["fts"]["recall@100"] > 0.8

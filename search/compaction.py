@@ -1,0 +1,50 @@
+"""Compaction: fold the delta and the tombstones back into a new base, off the search path.
+
+When the delta or the tombstones pass a threshold (`due`), the engine compacts in a background thread:
+LanceDB's `optimize` merges small files, brings the full-text index up to date and removes versions older
+than `CLEANUP_AFTER`; the FAISS layers are rebuilt at the new version and saved; a new base snapshot is
+loaded. Meanwhile searches read the old snapshot and writes keep committing; the writes that landed during
+the build are then applied to the new base from the write log before it is swapped in. A crash during
+compaction loses nothing: LanceDB holds every committed row, and the old FAISS files stay until the new ones
+replace them atomically.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import numpy as np
+
+from indexer import ann, changelog
+from indexer.schema import ADS, SCENES, SHOTS
+from indexer.store import Store
+from indexer.vocab import Vocabulary
+from search import live
+from search.snapshot import Snapshot
+
+DELTA_ROWS = 50_000  # compact once the delta holds this many rows ...
+DELTA_FRACTION = 0.10  # ... or this share of the base, whichever is smaller
+MIN_DELTA_ROWS = 1_000  # (small indexes: a delta this small costs nothing to scan)
+DEAD_FRACTION = 0.20  # or once this share of all rows are tombstones
+CLEANUP_AFTER = timedelta(minutes=10)  # older LanceDB versions (and their index files) are removed
+
+
+def due(snap: Snapshot) -> bool:
+    delta_limit = max(MIN_DELTA_ROWS, min(DELTA_ROWS, int(DELTA_FRACTION * snap.base_rows)))
+    dead = int(np.count_nonzero(snap.dead))
+    return snap.delta_rows >= delta_limit or dead >= max(MIN_DELTA_ROWS, DEAD_FRACTION * len(snap))
+
+
+def compact(store: Store, vocab: Vocabulary) -> Snapshot:
+    """Optimise the tables, rebuild the FAISS layers, and load the result as a new base."""
+    started = time.time_ns()
+    with changelog.logged(store):
+        for name in (SCENES, SHOTS, ADS):
+            store.table(name).optimize(cleanup_older_than=CLEANUP_AFTER)  # files, new rows into indexes, old versions
+        store.index_keys()
+    store.save_manifest()
+    ann.sync(store)
+    base = live.load_base(store, vocab)
+    changelog.truncate(store, started)
+    return base

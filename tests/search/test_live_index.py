@@ -1,0 +1,239 @@
+"""The live index (base + delta + tombstones, incremental consent masks, compaction) against the truth: an
+index opened from scratch at the same LanceDB version. Real LanceDB and FAISS; the `hash:64` stand-in encoder
+keeps the many re-opens fast (ranking equality, not relevance, is under test)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+from indexer import changelog
+from indexer.catalog import Inline
+from indexer.encoders import load_text_encoder
+from indexer.pipeline import Encoders, IndexOptions, delete_scenes, index_catalog, put_consents
+from indexer.schema import Consent
+from search.engine import PRESETS, Engine
+
+WORDS = ["jacket", "alps", "night", "beach", "sofa", "neon", "forest", "rain", "city", "dawn", "robot", "snow"]
+PERSONAS = ["p-a", "p-b", "p-c"]
+T0 = datetime(2026, 6, 1, tzinfo=timezone.utc)
+QUERIES = ["jacket alps night", "neon city rain", "robot on a beach at dawn"]
+ENCODERS = Encoders(load_text_encoder("hash:64"), None, None)
+
+
+def _scene(i: int, words: list[str], persona: str | None, parent: int | None) -> dict[str, object]:
+    scene: dict[str, object] = {"scene_id": f"s{i}", "prompt": f"take{i} " + " ".join(words)}  # no exact ties
+    if persona:
+        scene["cameos"] = [persona]
+    if parent is not None:
+        scene["parent_id"] = f"s{parent}"
+    return scene
+
+
+def _write(db: Path, scenes: list[dict[str, object]]) -> None:
+    options = IndexOptions(db=db, text_model="hash:64", use_clip=False, progress=False, live=True, media_root=db)
+    index_catalog(options, Inline("test", scenes, base=db), encoders=ENCODERS)
+
+
+def _fresh(db: Path) -> Engine:
+    return Engine.open(db, text=ENCODERS.text, use_clip=False)
+
+
+def _ranking(engine: Engine, preset: str, now: datetime, use: str = "search") -> list[list[tuple[str, float]]]:
+    out = []
+    for query in QUERIES:
+        response = engine.search(query, k=60, use=use, options=PRESETS[preset], now=now)  # k > the catalog
+        out.append([(s.scene_id, round(s.score, 4)) for s in response.scenes])
+    return out
+
+
+def _start(db: Path) -> Engine:
+    scenes = [_scene(i, WORDS[i % 12 : i % 12 + 3], PERSONAS[i % 3] if i % 4 == 0 else None, None) for i in range(12)]
+    _write(db, scenes)
+    put_consents(_fresh(db).store, [Consent(persona_id=p, scopes=["search", "ads"]) for p in PERSONAS])
+    return _fresh(db)
+
+
+class LiveIndex(RuleBasedStateMachine):
+    """Random writes, deletes, consent changes, time passing and compactions; after each step the live engine
+    ranks exactly as an engine opened from scratch on the same folder."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.root = Path(__import__("tempfile").mkdtemp(prefix="vi-live-"))
+        self.next_id = 100
+        self.now = T0
+
+    @initialize()
+    def start(self) -> None:
+        self.db = self.root / "index"
+        self.engine = _start(self.db)
+
+    @rule(
+        words=st.lists(st.sampled_from(WORDS), min_size=2, max_size=5),
+        persona=st.none() | st.sampled_from(PERSONAS),
+        replace=st.booleans(),
+        parent=st.none() | st.integers(0, 11),
+        size=st.integers(1, 3),
+    )
+    def upsert(self, words: list[str], persona: str | None, replace: bool, parent: int | None, size: int) -> None:
+        scenes = []
+        for j in range(size):
+            i = (self.next_id % 12) if replace else self.next_id
+            self.next_id += 1
+            scenes.append(_scene(i, words[j:] + words[:j], persona, parent if parent != i else None))
+        _write(self.db, list({s["scene_id"]: s for s in scenes}.values()))  # a record closing a cycle is rejected
+        self.engine.refresh()
+
+    @rule(i=st.integers(0, 11))
+    def delete(self, i: int) -> None:
+        if delete_scenes(self.engine.store, [f"s{i}"]):
+            assert self.engine.refresh()
+
+    @rule(persona=st.sampled_from(PERSONAS), grant=st.booleans(), expires_in_h=st.none() | st.integers(1, 48))
+    def consent(self, persona: str, grant: bool, expires_in_h: int | None) -> None:
+        expires = self.now + timedelta(hours=expires_in_h) if expires_in_h else None
+        record = Consent.model_validate(
+            {"persona_id": persona, "scopes": ["search"] if grant else [], "expires_at": expires,
+             "revoked_at": None if grant else self.now - timedelta(seconds=1)}
+        )  # fmt: skip
+        put_consents(self.engine.store, [record])
+        assert self.engine.refresh()
+
+    @rule(hours=st.integers(1, 30))
+    def time_passes(self, hours: int) -> None:
+        self.now += timedelta(hours=hours)
+
+    @rule()
+    def compact(self) -> None:
+        self.engine.compact()
+        assert self.engine.snapshot.delta_rows == 0
+
+    @invariant()
+    def same_as_rebuilt(self) -> None:
+        if not hasattr(self, "engine"):
+            return
+        truth = _fresh(self.db)
+        assert self.engine.snapshot.versions == truth.snapshot.versions
+        assert self.engine.snapshot.scene_count == truth.snapshot.scene_count
+        for preset in ("dense", "full+collapse", "fts"):
+            assert _ranking(self.engine, preset, self.now) == _ranking(truth, preset, self.now), preset
+        live_mask = self.engine.snapshot.eligible("search", self.now)
+        truth_mask = truth.snapshot.eligible("search", self.now)
+        live_ids = sorted(self.engine.snapshot.ids[r] for r in np.flatnonzero(live_mask))
+        assert live_ids == sorted(truth.snapshot.ids[r] for r in np.flatnonzero(truth_mask))
+
+
+TestLiveIndex = LiveIndex.TestCase
+TestLiveIndex.settings = settings(
+    max_examples=6, stateful_step_count=8, deadline=None, suppress_health_check=list(HealthCheck)
+)
+
+
+def test_readers_never_see_half_a_batch(tmp_path: Path) -> None:
+    """Batches of 3 land while a compaction runs; every snapshot a reader takes holds all of a batch or none."""
+    engine = _start(tmp_path / "index")
+    stop = threading.Event()
+    seen_partial: list[str] = []
+
+    def read() -> None:
+        while not stop.is_set():
+            snap = engine.snapshot
+            for batch in range(8):
+                present = sum(f"b{batch}-{j}" in snap.row for j in range(3))
+                if present not in (0, 3):
+                    seen_partial.append(f"batch {batch}: {present}/3")
+
+    readers = [threading.Thread(target=read) for _ in range(2)]
+    for t in readers:
+        t.start()
+    compactor = threading.Thread(target=engine.compact)
+    try:
+        for batch in range(8):
+            if batch == 3:
+                compactor.start()
+            batch_scenes = [{"scene_id": f"b{batch}-{j}", "prompt": f"batch {batch} neon city"} for j in range(3)]
+            _write(engine.store.path, batch_scenes)
+            engine.refresh()
+        compactor.join(timeout=60)
+        engine.refresh()
+    finally:
+        stop.set()
+        for t in readers:
+            t.join()
+    assert not seen_partial
+    assert all(f"b{b}-{j}" in engine.snapshot.row for b in range(8) for j in range(3))
+
+
+def test_revocation_is_effective_for_every_search_that_starts_after_it_returns(tmp_path: Path) -> None:
+    engine = _start(tmp_path / "index")
+    shown = {engine.snapshot.ids[r] for r in engine.snapshot.masks.persona_rows["p-a"]}
+    assert shown
+    revoked_at: list[float] = []
+    violations: list[str] = []
+    stop = threading.Event()
+
+    def search() -> None:
+        while not stop.is_set():
+            started = time.monotonic()
+            ids = {s.scene_id for q in QUERIES for s in engine.search(q, k=50, options=PRESETS["dense"]).scenes}
+            if revoked_at and started > revoked_at[0] and ids & shown:
+                violations.append(f"{ids & shown} in a search started after the revocation returned")
+
+    threads = [threading.Thread(target=search) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.3)
+        consent = Consent.model_validate(
+            {"persona_id": "p-a", "scopes": ["search"], "revoked_at": datetime.now(timezone.utc)}
+        )
+        put_consents(engine.store, [consent])
+        started = time.perf_counter()
+        engine.refresh()
+        took = time.perf_counter() - started
+        revoked_at.append(time.monotonic())
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert not violations
+    assert took < 5  # a loose sanity bound; the benchmark measures the real cost
+
+
+def test_change_log_coverage_detects_gaps() -> None:
+    scenes = changelog.Change(scenes=frozenset({"a"}))
+    entry = changelog.Entry(1, scenes, {"scenes": 3, "shots": 2}, {"scenes": 4, "shots": 3})
+    start, live = {"scenes": 3, "shots": 2}, {"scenes": 4, "shots": 3}
+    assert changelog.covering([entry], start, live) == scenes
+    assert changelog.covering([entry], start, {"scenes": 5, "shots": 3}) is None  # a commit nobody logged
+    assert changelog.covering([], start, live) is None
+    later = changelog.Entry(2, changelog.Change(consents=frozenset({"p"})), {"scenes": 4, "shots": 3,
+                            "consents": 1}, {"scenes": 4, "shots": 3, "consents": 2})  # fmt: skip
+    both = changelog.covering([later, entry], {**start, "consents": 1}, {**live, "consents": 2})
+    assert both == changelog.Change(scenes=frozenset({"a"}), consents=frozenset({"p"}))
+
+
+def test_writes_by_another_process_are_followed_through_the_log(tmp_path: Path) -> None:
+    """A reader on the same folder (here a second engine) applies logged writes as a delta, not a reload."""
+    writer = _start(tmp_path / "index")
+    reader = _fresh(tmp_path / "index")
+    base = reader.snapshot
+    _write(writer.store.path, [{"scene_id": "fresh-1", "prompt": "a robot surfing a neon wave"}])
+    assert reader.refresh()
+    assert reader.snapshot.base_rows == base.base_rows and reader.snapshot.delta_rows == 1  # applied, not reloaded
+    hits = reader.search("robot surfing neon wave", k=3, options=PRESETS["fts"]).scenes
+    assert hits and hits[0].scene_id == "fresh-1"  # full text finds the row before any index rebuild
+    version = writer.snapshot.version
+    with pytest.raises(Exception, match="not reached"):
+        reader.wait_for_version(reader.snapshot.version + 100, timeout_s=0.2)
+    assert reader.wait_for_version(version).version >= version
