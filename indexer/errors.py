@@ -59,3 +59,7 @@ class EncoderUnavailableError(VisualIntentError):
 
 class NotFoundError(VisualIntentError):
     """A scene, ad or persona id is not in the index."""
+
+
+class VocabularyError(VisualIntentError):
+    """A vocabulary data file is malformed (a duplicate label or term, an unknown `same_as`)."""
