@@ -102,6 +102,7 @@ class IntentFrame:
 class IntentLexicon:
     negation_cues: tuple[str, ...]
     span_breaks: tuple[str, ...]
+    negation_lead: frozenset[str]
     reference_cues: tuple[str, ...]
     people: frozenset[str]
     actions: dict[str, tuple[str, ...]]
@@ -115,6 +116,7 @@ def load_lexicon(path: Path = LEXICON) -> IntentLexicon:
     return IntentLexicon(
         negation_cues=tuple(data["negation"]["cues"]),
         span_breaks=tuple(data["negation"]["span_breaks"]),
+        negation_lead=frozenset(data["negation"]["lead"]),
         reference_cues=tuple(data["reference"]["cues"]),
         people=frozenset(data["people"]["terms"]),
         actions={k: tuple(v) for k, v in data["action"].items()},
@@ -173,9 +175,9 @@ class IntentParser:
     ) -> IntentFrame:
         lowered = " ".join(text.lower().split())
         frame = IntentFrame(text=text, sku=sku)
-        spans = _negated_spans(lowered, self.lex)
+        spans = self._understood(lowered, _negated_spans(lowered, self.lex))
         self._lexicon_slots(frame, lowered, spans)
-        spans = self._negated_words(frame, lowered, spans)
+        self._negated_words(frame, lowered, spans)
         self._reference(frame, lowered, sku, products or {})
         positive = self._positive_text(lowered, spans)
         product_words = " ".join(filter(None, [(frame.product or {}).get("brand"), (frame.product or {}).get("name")]))
@@ -197,31 +199,45 @@ class IntentParser:
             elif getattr(frame, slot) is None:
                 setattr(frame, slot, SlotValue(value, "lexicon", hit.term))
 
-    def _negated_words(
-        self, frame: IntentFrame, text: str, spans: list[tuple[int, int, str]]
-    ) -> list[tuple[int, int, str]]:
-        """Record what the negated spans exclude; return the spans the frame understood.
+    def _understood(self, text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+        """The negated spans the frame understands as exclusions.
 
-        A span is understood when it names a vocabulary label or people ("not at night", "without people"), or
-        when an exclusion cue names one or two plain words ("no logos": terms to demote). Any other negation
-        ("CRP is not predictive of mortality") states a fact the frame cannot model: its words stay in the
-        search text and nothing is excluded or demoted."""
-        claimed = {n.evidence for n in frame.negations}
+        A span is understood when it starts with a vocabulary label ("not at night", "no snow"), names people
+        ("without people"), or when an exclusion cue names one or two plain words ("no logos": terms to demote).
+        Any other negation ("CRP is not predictive of mortality", "teaching hospitals do not provide better care
+        than non-teaching hospitals") states a fact the frame cannot model: its words stay in the search text, its
+        labels are asked for like any other, and nothing is excluded or demoted."""
         understood = []
         for start, end, cue in spans:
             span = text[start:end]
-            words = [w for w in _WORD.findall(span) if w not in self.lex.filler and len(w) > 2 and w != "any"]
+            words = self._span_words(span)
+            people = any(w in self.lex.people for w in words)
+            if (
+                self._starts_with_label(span)
+                or people
+                or (cue in EXCLUSION_CUES and 0 < len(words) <= MAX_NEGATED_TERMS)
+            ):
+                understood.append((start, end, cue))
+        return understood
+
+    def _starts_with_label(self, span: str) -> bool:
+        head = next((m.start() for m in _WORD.finditer(span) if m.group(0) not in self.lex.negation_lead), None)
+        return head is not None and any(hit.start <= head for hit in self.vocab.find(span))  # "at night" too
+
+    def _span_words(self, span: str) -> list[str]:
+        return [w for w in _WORD.findall(span) if w not in self.lex.filler and len(w) > 2 and w != "any"]
+
+    def _negated_words(self, frame: IntentFrame, text: str, spans: list[tuple[int, int, str]]) -> None:
+        """Record what the understood spans exclude besides labels: people, and plain words to demote."""
+        claimed = {n.evidence for n in frame.negations}
+        for start, end, _ in spans:
+            words = self._span_words(text[start:end])
             people = [w for w in words if w in self.lex.people]
-            labelled = bool(self.vocab.find(span))
-            if not (labelled or people or (cue in EXCLUSION_CUES and 0 < len(words) <= MAX_NEGATED_TERMS)):
-                continue
-            understood.append((start, end, cue))
             if people and not any(n.slot == "people" for n in frame.negations):
                 frame.negations.append(Negation("people", "people", people[0]))
             for word in words:
                 if word not in self.lex.people and word not in claimed and not any(word in c.split() for c in claimed):
                     frame.negations.append(Negation("term", word, word))
-        return understood
 
     def _reference(self, frame: IntentFrame, text: str, sku: str | None, products: dict[str, dict[str, Any]]) -> None:
         cues = "|".join(re.escape(c) for c in self.lex.reference_cues)
