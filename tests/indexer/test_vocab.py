@@ -187,3 +187,17 @@ def test_product_names_do_not_name_the_setting(text_encoder: SentenceTransformer
     [ctx] = infer_contexts([scene], text_encoder.encode([scene_text(scene)]), vocab, text_encoder)
     assert ctx.setting in {None, "living_room"}, ctx  # not "harbor"
     assert ctx.categories == ["furniture"]  # the product name still gives the category
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("ice cream parlor at the beach", ["ice_cream_parlor", "beach"]),  # not skincare "cream"
+        ("a restaurant kitchen at night", ["restaurant_kitchen", "night"]),
+        ("late afternoon on the pier", ["golden_hour", "lakeside"]),
+        ("kids' bedrooms", []),  # whole words only
+        ("a drizzle-slick street", ["rain", "city_street"]),
+    ],
+)
+def test_the_longest_whole_term_wins(vocab: Vocabulary, text: str, named: list[str]) -> None:
+    assert [h.label.name for h in vocab.find(text)] == named
