@@ -10,9 +10,14 @@ Compares, for each context slot, the best similarity between a query's phrases a
 - text that names no scene context at all: generic prompt fragments (NEGATIVES) and the 300 SciFact test
   claims, where any slot is spurious.
 
-It prints, per slot, the share of positives resolved to an acceptable label, resolved wrongly, or left empty,
-and the share of negatives given a slot, under the thresholds in `search.intent` (or a sweep of them).
-`--vocab core` measures the hand-written vocabulary alone (labels.toml), as before Places365.
+It prints, per slot, how many positives resolve to an acceptable label and how many to a wrong one (the rest get
+no slot), and how many negatives get a slot, under the floors in `search.intent` (`--sweep`: also floors 0.05
+lower and higher, and margins over the runner-up that is not a near-synonym). `--vocab core` measures the
+hand-written vocabulary alone (labels.toml), as before Places365.
+
+`--scenes` measures the index-time fallback instead: each of the 202 fixture scenes as if its setting and tone
+were left out, resolved from the whole scene text by similarity (no lexicon) over the core labels or over all
+labels of the slot, against the true labels in fixtures/truth/scene_labels.jsonl.
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.catalog import read_scenes
+from indexer.context import SIMILARITY_FLOOR, scene_text
 from indexer.encoders import Encoder, load_text_encoder
 from indexer.vocab import Vocabulary, resolve
 from search.intent import EMBED_FLOOR, load_lexicon, query_phrases
@@ -170,6 +177,20 @@ NEGATIVES = [
 ]
 
 
+class CachedEncoder:
+    """Encodes each text once: the sweep measures the same phrases under many thresholds."""
+
+    def __init__(self, encoder: Encoder):
+        self.inner, self.id, self.dim, self.modality = encoder, encoder.id, encoder.dim, encoder.modality
+        self.cache: dict[str, np.ndarray] = {}
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        missing = list(dict.fromkeys(t for t in texts if t not in self.cache))
+        if missing:
+            self.cache.update(zip(missing, self.inner.encode(missing), strict=True))
+        return np.stack([self.cache[t] for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+
+
 def phrase_sims(texts: list[str], slot: str, vocab: Vocabulary, encoder: Encoder) -> list[np.ndarray]:
     """Per text, its phrases x the slot's labels similarity matrix (as the intent parser computes it)."""
     filler = load_lexicon().filler
@@ -185,7 +206,6 @@ def phrase_sims(texts: list[str], slot: str, vocab: Vocabulary, encoder: Encoder
 
 def measure(vocab: Vocabulary, encoder: Encoder, claims: list[str], floor: dict[str, float], margin: float) -> None:
     lexicon = Vocabulary.load()  # the same texts for either vocabulary: those the full lexicon leaves to the embedding
-    print(f"{'slot':<12} {'floor':>5} {'margin':>6} | positives: right wrong empty | negatives given a slot")
     for slot in ("setting", "time_of_day", "weather", "tone"):
         labels = vocab.by_slot[slot]
         pos = [(t, want[slot]) for t, want in POSITIVES if slot in want and not lexicon.find(t, slot)]
@@ -204,9 +224,33 @@ def measure(vocab: Vocabulary, encoder: Encoder, claims: list[str], floor: dict[
         fp = sum(resolve(s, floor[slot], margin, near) is not None for s in phrase_sims(neg, slot, vocab, encoder))
         fs = sum(resolve(s, floor[slot], margin, near) is not None for s in phrase_sims(sci, slot, vocab, encoder))
         print(
-            f"{slot:<12} {floor[slot]:>5.2f} {margin:>6.2f} | {len(pos):>3}: {right:>3} {wrong:>3} {empty:>3} "
-            f"| prompt fragments {fp}/{len(neg)}, SciFact claims {fs}/{len(sci)}"
+            f"| {slot} | {floor[slot]:.2f} | {margin:.2f} | {right}/{len(pos)} | {wrong}/{len(pos)} "
+            f"| {fp}/{len(neg)} | {fs}/{len(sci)} |"
         )
+
+
+def measure_scenes(vocab: Vocabulary, encoder: Encoder, fixtures: Path) -> None:
+    scenes = read_scenes(fixtures / "catalog" / "scenes.jsonl").records
+    truth = {}
+    for line in (fixtures / "truth" / "scene_labels.jsonl").read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        truth[record["scene_id"]] = record
+    vectors = encoder.encode([scene_text(s) for s in scenes])
+    print("| slot | labels | floor | right | wrong | none |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for slot in ("setting", "tone"):
+        for core_only in (True, False):
+            labels, sims = vocab.nearest(vectors, slot, encoder, core_only=core_only)
+            right = wrong = 0
+            for scene, row in zip(scenes, sims, strict=True):
+                hit = resolve(row[None, :], SIMILARITY_FLOOR[slot])
+                want = truth[scene.scene_id][slot]
+                if hit is not None:
+                    ok = labels[hit.column].name in (want if isinstance(want, list) else [want])
+                    right, wrong = right + ok, wrong + (not ok)
+            which = "core" if core_only else "all"
+            none = len(scenes) - right - wrong
+            print(f"| {slot} | {which} ({len(labels)}) | {SIMILARITY_FLOOR[slot]:.2f} | {right} | {wrong} | {none} |")
 
 
 def main() -> None:
@@ -214,18 +258,27 @@ def main() -> None:
     parser.add_argument("--scifact", type=Path, default=Path("../shared/datasets/scifact"), help="BEIR SciFact folder")
     parser.add_argument("--vocab", choices=("full", "core"), default="full", help="vocabulary (default: full)")
     parser.add_argument("--sweep", action="store_true", help="also sweep floor offsets and margins")
+    parser.add_argument("--scenes", action="store_true", help="measure the index-time fallback on the fixture scenes")
+    parser.add_argument("--fixtures", type=Path, default=Path("fixtures"), help="fixtures folder (default: fixtures)")
     args = parser.parse_args()
     vocab = Vocabulary.load() if args.vocab == "full" else Vocabulary.load(extra=(), places=None)
-    encoder = load_text_encoder()
+    encoder = CachedEncoder(load_text_encoder())
+    if args.scenes:
+        measure_scenes(vocab, encoder, args.fixtures)
+        return
     test = {line.split("\t")[0] for line in (args.scifact / "qrels" / "test.tsv").read_text().splitlines()[1:]}
     rows = [json.loads(line) for line in (args.scifact / "queries.jsonl").read_text().splitlines()]
     claims = [r["text"] for r in rows if r["_id"] in test]
+    counts = {slot: len(labels) for slot, labels in vocab.by_slot.items()}
+    print(f"vocabulary: {args.vocab}, {counts}")
+    print("| slot | floor | margin | positives right | positives wrong | prompt fragments | SciFact claims |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     measure(vocab, encoder, claims, EMBED_FLOOR, 0.0)
     if args.sweep:
-        for offset in (-0.05, 0.0, 0.05, 0.1):
-            for margin in (0.0, 0.02, 0.04, 0.06):
-                print(f"-- floor offset {offset:+.2f}")
-                measure(vocab, encoder, claims, {k: v + offset for k, v in EMBED_FLOOR.items()}, margin)
+        for offset in (-0.05, 0.0, 0.05):
+            for margin in (0.0, 0.03, 0.06):
+                if (offset, margin) != (0.0, 0.0):
+                    measure(vocab, encoder, claims, {k: v + offset for k, v in EMBED_FLOOR.items()}, margin)
 
 
 if __name__ == "__main__":
