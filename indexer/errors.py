@@ -53,13 +53,13 @@ class IndexNotFoundError(VisualIntentError):
     """No index exists at the given location."""
 
 
+class VocabularyError(VisualIntentError):
+    """A vocabulary data file is malformed (a duplicate label, an unknown `same_as`)."""
+
+
 class EncoderUnavailableError(VisualIntentError):
     """An encoder's weights or package cannot be loaded."""
 
 
 class NotFoundError(VisualIntentError):
     """A scene, ad or persona id is not in the index."""
-
-
-class VocabularyError(VisualIntentError):
-    """A vocabulary data file is malformed (a duplicate label or term, an unknown `same_as`)."""
