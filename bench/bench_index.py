@@ -39,7 +39,7 @@ def synthetic_catalog(n: int, folder: Path, seed: int = 0) -> tuple[Path, Path, 
     """Plausible scenes built from the vocabulary terms; 10% remixes, 2% cameos (of 50 personas, whose consents
     are written to `consents.jsonl` next to the scenes: all granted). Returns scenes, ads, queries."""
     rng = random.Random(seed)
-    vocab = Vocabulary.load()
+    vocab = Vocabulary.load(extra=(), places=None)  # the hand-written labels: the same catalog as before Places365
     terms = {slot: [(item.name, item.terms) for item in items] for slot, items in vocab.by_slot.items()}
     scenes_path, ads_path = folder / "scenes.jsonl", folder / "ads.jsonl"
     queries = []

@@ -53,6 +53,10 @@ class IndexNotFoundError(VisualIntentError):
     """No index exists at the given location."""
 
 
+class VocabularyError(VisualIntentError):
+    """A vocabulary data file is malformed (a duplicate label, an unknown `same_as`)."""
+
+
 class EncoderUnavailableError(VisualIntentError):
     """An encoder's weights or package cannot be loaded."""
 

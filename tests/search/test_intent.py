@@ -109,3 +109,10 @@ def test_embedding_fallback_is_marked_as_such(parser: IntentParser) -> None:
     frame = parser.parse("a sofa where the family unwinds after dinner")
     assert frame.setting is not None and frame.setting.source == "embedding"
     assert frame.setting.value == "living_room" and frame.setting.score is not None
+
+
+def test_a_label_deep_inside_a_statement_is_not_excluded(parser: IntentParser) -> None:
+    frame = parser.parse("Teaching hospitals do not provide better care than non-teaching hospitals.")
+    assert frame.negations == []
+    assert frame.setting is not None and frame.setting.value == "hospital"  # the claim is about hospitals
+    assert "non-teaching hospitals" in frame.search_text
