@@ -93,7 +93,7 @@ class Retrieval:
 
 
 class Engine:
-    def __init__(self, store: Store, text: Encoder, clip: ClipModel | None, clip_status: str):
+    def __init__(self, store: Store, text: Encoder, clip: ClipModel | None, clip_status: str, saved_base: bool = True):
         self.store = store
         self.text = text
         self.clip = clip
@@ -101,8 +101,11 @@ class Engine:
         self.vocab = Vocabulary.load()
         self.use_query_encoder(CachedEncoder(text))
         self._lock = threading.Lock()  # one snapshot publisher at a time
-        self._log_seq = time.time_ns()  # write-log entries before this are in the base (see indexer.changelog)
-        self.snapshot = live.load_base(store, self.vocab)
+        if saved_base:  # write-log entries before `_log_seq` are in the snapshot (see indexer.changelog)
+            self.snapshot, self._log_seq, self.opened_from = live.open_base(store, self.vocab)
+        else:
+            self._log_seq, self.opened_from = time.time_ns(), "live tables"
+            self.snapshot = live.load_base(store, self.vocab)
         self.auto_compact = False  # the service turns it on; tests and tools compact explicitly
         self._compacting: threading.Thread | None = None
 
@@ -116,15 +119,21 @@ class Engine:
 
     @classmethod
     def open(
-        cls, db: Path, text: Encoder | None = None, clip: ClipModel | None = None, use_clip: bool = True
+        cls,
+        db: Path,
+        text: Encoder | None = None,
+        clip: ClipModel | None = None,
+        use_clip: bool = True,
+        saved_base: bool = True,
     ) -> Engine:
+        """`saved_base=False` loads every layer from the live tables instead of the saved base plus the log."""
         store = Store.open(db)
         manifest = store.manifest
         text = text or load_text_encoder(manifest.text_encoder)
         if text.id != manifest.text_encoder:
             raise IndexMismatchError(f"index at {db} needs text encoder '{manifest.text_encoder}', got '{text.id}'")
         clip, status = cls._clip_for(manifest.clip, clip, use_clip)
-        return cls(store, text, clip, status)
+        return cls(store, text, clip, status, saved_base)
 
     @staticmethod
     def _clip_for(info: ClipInfo | None, clip: ClipModel | None, use_clip: bool) -> tuple[ClipModel | None, str]:

@@ -10,6 +10,8 @@ delta back into a new base.
 from __future__ import annotations
 
 import json
+import logging
+import time
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
@@ -19,10 +21,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from indexer import ann
+from indexer import ann, changelog
 from indexer.changelog import Change
 from indexer.schema import ADS, CONSENTS, SCENES, SHOTS, AdCol, ConsentCol, SceneCol, ShotCol
-from indexer.store import Store, in_filter, to_matrix
+from indexer.store import Store, in_filter, to_matrix, write_json_atomic
 from indexer.vocab import Vocabulary
 from search.consent import ConsentState, now_utc
 from search.consent_masks import ConsentMasks
@@ -32,30 +34,80 @@ from search.snapshot import ROWWISE, AdEntry, Shot, ShotLayer, Snapshot, familie
 from search.vectors import SegmentedVectors
 
 READ_BATCH = 1000  # ids per filtered read
+BASE_FILE = "base.json"  # next to the FAISS files: the table versions and log position of the last base
+
+log = logging.getLogger(__name__)
 
 
 def load_base(store: Store, vocab: Vocabulary, attempts: int = 3) -> Snapshot:
-    """Load one consistent version as a new base; if a writer moved LanceDB meanwhile, load again."""
+    """Load one consistent version as a new base; if a writer moved LanceDB meanwhile, load again.
+    The versions it was loaded at are saved next to the FAISS files (`open_base` starts from them)."""
     for _ in range(attempts):
+        started = time.time_ns()
         versions = store.versions()
         try:
             snapshot = _load(store, vocab, versions)
         except _MovedError:
             continue
         if store.versions() == versions:
+            _save_base(store, versions, started)
             return snapshot
     raise RuntimeError(f"the index at {store.path} kept changing while loading; try again")
+
+
+def open_base(store: Store, vocab: Vocabulary) -> tuple[Snapshot, int, str]:
+    """The snapshot to serve at start-up, the write-log position it reflects, and how it was loaded.
+
+    After live writes the saved FAISS layers are older than the tables. Rather than rebuild them (minutes at
+    1M scenes), load the saved base at the versions it was built at and apply the logged writes since, as a
+    running engine would have. Anything the log does not cover (a gap, a bulk write, versions removed by
+    clean-up) means a full load, which rebuilds the layers."""
+    started = time.time_ns()
+    saved = _saved_base(store)
+    if saved is not None:
+        versions, seq = saved
+        try:
+            base = _load(store, vocab, versions, saved_layers=True)
+            live_versions = store.versions()
+            change = changelog.covering(changelog.since(store, seq), versions, live_versions)
+            if change is not None and not change.bulk:
+                if live_versions == versions:
+                    return base, started, "saved base"
+                return apply(base, store, change, live_versions), started, f"saved base + {_describe(change)}"
+        except _MovedError:
+            pass  # the FAISS files were replaced since the base was saved
+        except Exception as exc:  # e.g. a table version removed by clean-up: the full load below is always right
+            log.info("saved base at %s not usable (%s); loading the live tables", versions, exc)
+    return load_base(store, vocab), started, "live tables"
+
+
+def _describe(change: Change) -> str:
+    parts = [f"{len(change.scenes)} scene(s)", f"{len(change.consents)} persona(s)", "ads" if change.ads else ""]
+    return "logged writes: " + ", ".join(p for p in parts if p)
+
+
+def _save_base(store: Store, versions: dict[str, int], seq: int) -> None:
+    if _saved_base(store) != (versions, seq):
+        write_json_atomic(store.path / ann.ANN_DIR / BASE_FILE, {"versions": versions, "log_seq": seq})
+
+
+def _saved_base(store: Store) -> tuple[dict[str, int], int] | None:
+    file = store.path / ann.ANN_DIR / BASE_FILE
+    if not file.is_file():
+        return None
+    data = json.loads(file.read_text(encoding="utf-8"))
+    return {k: int(v) for k, v in data["versions"].items()}, int(data["log_seq"])
 
 
 class _MovedError(Exception):
     """A writer committed while the base was loading: the ANN layers reflect another version."""
 
 
-def _load(store: Store, vocab: Vocabulary, versions: dict[str, int]) -> Snapshot:
-    """Every part read at `versions`."""
-    text_ann = ann.load_or_build(store, ann.SCENE_TEXT)
-    assert text_ann is not None
-    if text_ann.version != versions[SCENES]:
+def _load(store: Store, vocab: Vocabulary, versions: dict[str, int], saved_layers: bool = False) -> Snapshot:
+    """Every part read at `versions`; the FAISS layers are the saved ones (`saved_layers`), or brought up to
+    the live tables."""
+    text_ann = _layer(store, ann.SCENE_TEXT, saved_layers)
+    if text_ann is None or text_ann.version != versions[SCENES]:
         raise _MovedError
     table = _held_columns(store, text_ann.keys, versions[SCENES])
     ids = [str(s) for s in table.column(SceneCol.ID).to_pylist()]
@@ -68,7 +120,7 @@ def _load(store: Store, vocab: Vocabulary, versions: dict[str, int]) -> Snapshot
     labels = {slot: [item.name for item in vocab.by_slot[slot]] for slot in vocab.by_slot}
     parent_rows = np.array([row.get(p, -1) if p else -1 for p in parents], dtype=np.int64)
     sku_rows = _sku_rows(table.column(SceneCol.SKUS))
-    shots, clip = _shot_layer(store, row, versions[SHOTS])
+    shots, clip = _shot_layer(store, row, versions[SHOTS], saved_layers)
     ads, ad_vecs = _ads(store, versions)
     return Snapshot(
         path=store.path,
@@ -245,12 +297,20 @@ def _shot_lists(rows: list[dict[str, Any]]) -> dict[str, list[Shot]]:
     return shots
 
 
-def _shot_layer(store: Store, row: dict[str, int], version: int) -> tuple[dict[str, list[Shot]], ShotLayer | None]:
+def _layer(store: Store, name: str, saved: bool) -> ann.AnnIndex | None:
+    return ann.load(store.path / ann.ANN_DIR, name) if saved else ann.load_or_build(store, name)
+
+
+def _shot_layer(
+    store: Store, row: dict[str, int], version: int, saved_layers: bool
+) -> tuple[dict[str, list[Shot]], ShotLayer | None]:
     """Shots by scene and the CLIP layer."""
     cols = [ShotCol.SCENE, ShotCol.INDEX, ShotCol.START, ShotCol.END, ShotCol.THUMB, ShotCol.MEDIA]
     shots = _shot_lists(store.columns(SHOTS, cols, version=version).to_pylist())
-    clip_ann = ann.load_or_build(store, ann.SHOT_CLIP)
+    clip_ann = _layer(store, ann.SHOT_CLIP, saved_layers)
     if clip_ann is None:
+        if saved_layers and store.manifest.clip_dim:
+            raise _MovedError  # the CLIP layer was not saved with this base
         return shots, None
     if clip_ann.version != version:
         raise _MovedError
