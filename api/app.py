@@ -139,7 +139,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
             settings.query_cache_size,
             on_batch=metrics.observe_encoder_batch,
         )
-        opened.auto_compact = settings.auto_compact
+        opened.live.auto_compact = settings.auto_compact
         with batching as queries:  # on exit the engine (which may outlive this app) encodes in-thread again
             service = Service(settings, opened, metrics)
             app.state.service = service

@@ -27,6 +27,7 @@ import numpy as np
 from indexer import ann
 from indexer.encoders import load_text_encoder
 from indexer.pipeline import Encoders, IndexOptions, index_catalog
+from indexer.schema import SCENES
 from indexer.vocab import Vocabulary
 from search.engine import PRESETS, Engine
 
@@ -96,7 +97,10 @@ def bench_ann(db: Path, query_vecs: np.ndarray) -> dict[str, Any]:
     from indexer.store import Store
 
     store = Store.open(db)
-    keys, vectors, version = ann._source(store, ann.SCENE_TEXT)  # the same vectors the index serves
+    version = int(store.table(SCENES).version)
+    source = ann._source(store, ann.SCENE_TEXT, version)  # the same vectors the index serves
+    assert source is not None
+    keys, vectors = source
     out: dict[str, Any] = {"rows": len(keys), "dim": int(vectors.shape[1])}
     for kind in ("flat", "hnsw"):
         started = time.perf_counter()

@@ -159,16 +159,18 @@ def split_shot_key(key: str) -> tuple[str, int]:
     return scene_id, int(shot)
 
 
-def _source(store: Store, name: str) -> tuple[list[str], np.ndarray, int] | None:
-    """Keys, vectors and table version for one ANN layer (read at that one version, whatever commits meanwhile);
-    None when the index has no such vectors."""
+def _table_of(name: str) -> str:
+    return SCENES if name == SCENE_TEXT else SHOTS
+
+
+def _source(store: Store, name: str, version: int) -> tuple[list[str], np.ndarray] | None:
+    """Keys and vectors of one ANN layer read at `version` of its table, whatever commits meanwhile; None when
+    the index has no such vectors."""
     if name == SCENE_TEXT:
-        version = int(store.table(SCENES).version)
         table = store.columns(SCENES, [SceneCol.ID, SceneCol.TEXT_VEC], version=version)
         keys = [str(k) for k in table.column(SceneCol.ID).to_pylist()]
         column, dim = table.column(SceneCol.TEXT_VEC), store.manifest.text_dim
     elif name == SHOT_CLIP and store.manifest.clip_dim:
-        version = int(store.table(SHOTS).version)
         table = store.columns(
             SHOTS,
             [ShotCol.SCENE, ShotCol.INDEX, ShotCol.CLIP_VEC],
@@ -180,20 +182,21 @@ def _source(store: Store, name: str) -> tuple[list[str], np.ndarray, int] | None
         column, dim = table.column(ShotCol.CLIP_VEC), store.manifest.clip_dim
     else:
         return None
-    return keys, to_matrix(column, dim), version
+    return keys, to_matrix(column, dim)
 
 
-def load_or_build(store: Store, name: str, kind: str = "auto") -> AnnIndex | None:
-    """The saved index when it reflects the current LanceDB version, else a rebuilt (and saved) one."""
+def load_or_build(store: Store, name: str, kind: str = "auto", version: int | None = None) -> AnnIndex | None:
+    """The saved index when it reflects `version` of its table (default: the latest), else one built at that
+    version (and saved)."""
     folder = store.path / ANN_DIR
-    version = int(store.table(SCENES if name == SCENE_TEXT else SHOTS).version)
+    version = int(store.table(_table_of(name)).version) if version is None else version
     saved = load(folder, name)
     if saved is not None and saved.version == version and (kind == "auto" or saved.params["kind"] == kind):
         return saved
-    source = _source(store, name)
+    source = _source(store, name, version)
     if source is None:
         return None
-    keys, vectors, version = source
+    keys, vectors = source
     built = build(vectors, keys, version, kind)
     save(built, folder, name)
     return built

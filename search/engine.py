@@ -8,8 +8,6 @@ optionally diversify, then attach best shots, explanations and ads.
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -18,18 +16,20 @@ from typing import Any
 
 import numpy as np
 
-from indexer import changelog
+from indexer import pipeline
 from indexer.encoders import ClipModel, ClipSpec, Encoder, is_semantic, load_clip, load_text_encoder
-from indexer.errors import IndexMismatchError, VersionNotReachedError
-from indexer.store import ClipInfo, Store, read_manifest
+from indexer.errors import IndexMismatchError
+from indexer.schema import Consent
+from indexer.store import ClipInfo, Store
 from indexer.vocab import Vocabulary
-from search import channels, compaction, evidence, live, rerank, trust
+from search import channels, evidence, rerank, trust
 from search.ads import match_ads, rank_ads_by_text
-from search.consent import now_utc
+from search.consent import ConsentState, now_utc
 from search.explain import ad_hit, scene_hit
 from search.filters import SceneFilters
 from search.fusion import LEARNED, fuse
 from search.intent import IntentFrame, IntentParser
+from search.publisher import VERSION_WAIT_S, Publisher
 from search.query_cache import CachedEncoder
 from search.results import SearchResponse
 from search.snapshot import Snapshot
@@ -40,7 +40,6 @@ CHANNELS = ("dense", "fts", "clip", "slots")
 # Tuned on the fixture query set (see README, "Relevance"); slot agreement leads because the frame is
 # the most precise signal when the query names product and context.
 DEFAULT_WEIGHTS = {"dense": 1.0, "fts": 0.5, "clip": 0.6, "slots": 1.5}
-VERSION_WAIT_S = 5.0  # how long a search with `min_version` waits for the index to reach it
 
 
 @dataclass(frozen=True)
@@ -100,14 +99,7 @@ class Engine:
         self.clip_status = clip_status
         self.vocab = Vocabulary.load()
         self.use_query_encoder(CachedEncoder(text))
-        self._lock = threading.Lock()  # one snapshot publisher at a time
-        if saved_base:  # write-log entries before `_log_seq` are in the snapshot (see indexer.changelog)
-            self.snapshot, self._log_seq, self.opened_from = live.open_base(store, self.vocab)
-        else:
-            self._log_seq, self.opened_from = time.time_ns(), "live tables"
-            self.snapshot = live.load_base(store, self.vocab)
-        self.auto_compact = False  # the service turns it on; tests and tools compact explicitly
-        self._compacting: threading.Thread | None = None
+        self.live = Publisher(store, self.vocab, saved_base)  # the serving snapshot and how it moves on
 
     def use_query_encoder(self, encoder: Encoder) -> None:
         """Encode queries (frame phrases and search text) through `encoder`, e.g. a cache over a batcher;
@@ -158,64 +150,28 @@ class Engine:
             return self.text.id
         return f"{self.text.id}: NOT a semantic model (hashed bag of words, a stand-in for tests and benchmarks)"
 
+    @property
+    def snapshot(self) -> Snapshot:
+        """The version searches read now (each request reads it once and keeps it)."""
+        return self.live.snapshot
+
+    @property
+    def opened_from(self) -> str:
+        return self.live.opened_from
+
     def refresh(self) -> bool:
-        """Publish a snapshot of the live tables if they moved on: the logged writes since this snapshot are
-        applied as a delta (cost of the writes); a bulk or unlogged change loads a new base once the writer has
-        finished. Searches in flight keep the snapshot they started with."""
-        with self._lock:
-            snap, versions = self.snapshot, self.store.versions()
-            if versions == snap.versions:
-                return False
-            started = time.time_ns()
-            change = changelog.covering(changelog.since(self.store, self._log_seq), snap.versions, versions)
-            if change is None or change.bulk:
-                if read_manifest(self.store.path).table_versions != versions:
-                    return False  # a writer is between its commit and its manifest: wait for it
-                self.snapshot = live.load_base(self.store, self.vocab)
-            else:
-                self.snapshot = live.apply(snap, self.store, change, versions)
-            self._log_seq = started
-            if self.auto_compact and compaction.due(self.snapshot):
-                self._start_compaction()
-            return True
+        return self.live.refresh()
 
     def wait_for_version(self, version: int, timeout_s: float = VERSION_WAIT_S) -> Snapshot:
-        """The serving snapshot once it has reached `version` (read-your-writes across processes)."""
-        deadline = time.monotonic() + timeout_s
-        while self.snapshot.version < version:
-            if not self.refresh():
-                if time.monotonic() >= deadline:
-                    raise VersionNotReachedError(
-                        f"index version {version} not reached within {timeout_s:g} s (serving {self.snapshot.version})"
-                    )
-                time.sleep(0.01)
-        return self.snapshot
+        return self.live.wait_for_version(version, timeout_s)
 
     def compact(self) -> Snapshot:
-        """Fold the delta and tombstones into a new base now; writes logged meanwhile are applied on top."""
-        base = compaction.compact(self.store, self.vocab)
-        with self._lock:
-            versions = self.store.versions()
-            change = changelog.covering(changelog.since(self.store, self._log_seq), base.versions, versions)
-            if change is None or change.bulk:
-                base = live.load_base(self.store, self.vocab)
-            elif base.versions != versions:
-                base = live.apply(base, self.store, change, versions)
-            self.snapshot = base
-            return base
+        return self.live.compact()
 
-    def _start_compaction(self) -> None:
-        if self._compacting is not None and self._compacting.is_alive():
-            return
-
-        def run() -> None:
-            try:
-                self.compact()
-            except Exception:  # searches keep the current snapshot; the next write retries
-                log.exception("compaction failed")
-
-        self._compacting = threading.Thread(target=run, name="visual-intent-compaction", daemon=True)
-        self._compacting.start()
+    def put_consents(self, consents: list[Consent]) -> None:
+        """Commit consent records; a revocation is withheld from searches before the commit starts."""
+        states = {c.persona_id: ConsentState.of(c) for c in consents}
+        self.live.change_consents(states, lambda: pipeline.put_consents(self.store, consents))
 
     def parse(self, text: str, sku: str | None = None) -> IntentFrame:
         return self.parser.parse(text, sku, self.snapshot.products)

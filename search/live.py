@@ -40,18 +40,19 @@ log = logging.getLogger(__name__)
 
 
 def load_base(store: Store, vocab: Vocabulary, attempts: int = 3) -> Snapshot:
-    """Load one consistent version as a new base; if a writer moved LanceDB meanwhile, load again.
+    """Load the tables as they are now as a new base (writes may go on meanwhile: every read is pinned).
     The versions it was loaded at are saved next to the FAISS files (`open_base` starts from them)."""
     for _ in range(attempts):
         started = time.time_ns()
         versions = store.versions()
+        if store.versions() != versions:
+            continue  # a commit landed between two tables' version reads
         try:
-            snapshot = _load(store, vocab, versions)
+            snapshot = _load(store, vocab, versions)  # every read pinned at `versions`: writes may go on
         except _MovedError:
             continue
-        if store.versions() == versions:
-            _save_base(store, versions, started)
-            return snapshot
+        _save_base(store, versions, started)
+        return snapshot
     raise RuntimeError(f"the index at {store.path} kept changing while loading; try again")
 
 
@@ -100,13 +101,13 @@ def _saved_base(store: Store) -> tuple[dict[str, int], int] | None:
 
 
 class _MovedError(Exception):
-    """A writer committed while the base was loading: the ANN layers reflect another version."""
+    """The saved FAISS layers reflect other versions than the ones being loaded."""
 
 
 def _load(store: Store, vocab: Vocabulary, versions: dict[str, int], saved_layers: bool = False) -> Snapshot:
     """Every part read at `versions`; the FAISS layers are the saved ones (`saved_layers`), or brought up to
     the live tables."""
-    text_ann = _layer(store, ann.SCENE_TEXT, saved_layers)
+    text_ann = _layer(store, ann.SCENE_TEXT, versions[SCENES], saved_layers)
     if text_ann is None or text_ann.version != versions[SCENES]:
         raise _MovedError
     table = _held_columns(store, text_ann.keys, versions[SCENES])
@@ -297,8 +298,9 @@ def _shot_lists(rows: list[dict[str, Any]]) -> dict[str, list[Shot]]:
     return shots
 
 
-def _layer(store: Store, name: str, saved: bool) -> ann.AnnIndex | None:
-    return ann.load(store.path / ann.ANN_DIR, name) if saved else ann.load_or_build(store, name)
+def _layer(store: Store, name: str, version: int, saved: bool) -> ann.AnnIndex | None:
+    """The saved FAISS layer as it is (`saved`), or one that reflects `version` of its table."""
+    return ann.load(store.path / ann.ANN_DIR, name) if saved else ann.load_or_build(store, name, version=version)
 
 
 def _shot_layer(
@@ -307,7 +309,7 @@ def _shot_layer(
     """Shots by scene and the CLIP layer."""
     cols = [ShotCol.SCENE, ShotCol.INDEX, ShotCol.START, ShotCol.END, ShotCol.THUMB, ShotCol.MEDIA]
     shots = _shot_lists(store.columns(SHOTS, cols, version=version).to_pylist())
-    clip_ann = _layer(store, ann.SHOT_CLIP, saved_layers)
+    clip_ann = _layer(store, ann.SHOT_CLIP, version, saved_layers)
     if clip_ann is None:
         if saved_layers and store.manifest.clip_dim:
             raise _MovedError  # the CLIP layer was not saved with this base

@@ -10,7 +10,7 @@ everything that did not change; nothing a published snapshot holds is ever mutat
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
@@ -166,6 +166,10 @@ class Snapshot:
     @property
     def consents(self) -> Mapping[str, ConsentState]:
         return self.masks.consents
+
+    def with_masks(self, masks: ConsentMasks) -> Snapshot:
+        """This version with other consent masks (views derived from eligibility are dropped)."""
+        return replace(self, masks=masks, derived={k: v for k, v in self.derived.items() if k.startswith(ROWWISE)})
 
     @cached_property
     def alive(self) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Cameo consent: grant or replace a persona's consent, and revoke it (effective for the very next search)."""
+"""Cameo consent: grant or replace a persona's consent, and revoke it (withheld from searches before the
+revocation is even committed; see `search.publisher`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from api.errors import error_responses
 from api.routes.deps import Service, ServiceDep
 from api.schemas import ConsentPublic, ConsentRequest
 from api.security import AdminAccess
-from indexer.pipeline import put_consents
 from indexer.schema import ID_PATTERN, Consent
 from search.consent import now_utc
 
@@ -20,7 +20,7 @@ ERRORS = error_responses(400, 401, 403, 413, 422, 500)
 
 
 def _store(service: Service, consent: Consent) -> ConsentPublic:
-    service.write("consent", lambda: put_consents(service.store, [consent]))
+    service.write("consent", lambda: service.engine.put_consents([consent]))
     return ConsentPublic(
         persona_id=consent.persona_id,
         scopes=list(consent.scopes),

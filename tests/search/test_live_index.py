@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from indexer.catalog import Inline
 from indexer.encoders import load_text_encoder
 from indexer.pipeline import Encoders, IndexOptions, delete_scenes, index_catalog, put_consents
 from indexer.schema import Consent
+from search.consent import ConsentState
 from search.engine import PRESETS, Engine
 
 WORDS = ["jacket", "alps", "night", "beach", "sofa", "neon", "forest", "rain", "city", "dawn", "robot", "snow"]
@@ -108,8 +110,9 @@ class LiveIndex(RuleBasedStateMachine):
             {"persona_id": persona, "scopes": ["search"] if grant else [], "expires_at": expires,
              "revoked_at": None if grant else self.now - timedelta(seconds=1)}
         )  # fmt: skip
-        put_consents(self.engine.store, [record])
-        assert self.engine.refresh()
+        before = self.engine.snapshot.version
+        self.engine.put_consents([record])  # as the service does: withheld first, then committed
+        assert self.engine.snapshot.version > before
 
     @rule(hours=st.integers(1, 30))
     def time_passes(self, hours: int) -> None:
@@ -201,9 +204,8 @@ def test_revocation_is_effective_for_every_search_that_starts_after_it_returns(t
         consent = Consent.model_validate(
             {"persona_id": "p-a", "scopes": ["search"], "revoked_at": datetime.now(timezone.utc)}
         )
-        put_consents(engine.store, [consent])
         started = time.perf_counter()
-        engine.refresh()
+        engine.put_consents([consent])
         took = time.perf_counter() - started
         revoked_at.append(time.monotonic())
         time.sleep(0.5)
@@ -213,6 +215,42 @@ def test_revocation_is_effective_for_every_search_that_starts_after_it_returns(t
             t.join()
     assert not violations
     assert took < 5  # a loose sanity bound; the benchmark measures the real cost
+
+
+def test_a_revocation_is_withheld_before_it_commits_and_a_grant_only_after(tmp_path: Path) -> None:
+    """While the consent table commit runs, searches already exclude the revoked persona (and do not yet
+    include a newly granted one); a commit that fails restores what the table holds."""
+    engine = _start(tmp_path / "index")
+    now = datetime.now(timezone.utc)
+    rows_a = engine.snapshot.masks.persona_rows["p-a"]
+    assert engine.snapshot.eligible("search", now)[rows_a].all()
+    seen: dict[str, bool] = {}
+
+    def commit(records: list[Consent], fail: bool = False) -> Callable[[], None]:
+        def run() -> None:
+            seen["during"] = bool(engine.snapshot.eligible("search", datetime.now(timezone.utc))[rows_a].any())
+            if fail:
+                raise OSError("disk full")
+            put_consents(engine.store, records)
+
+        return run
+
+    revoked = Consent(persona_id="p-a", scopes=["search"], revoked_at=now)
+    with pytest.raises(OSError):
+        engine.live.change_consents({"p-a": ConsentState.of(revoked)}, commit([revoked], fail=True))
+    assert seen["during"] is False  # withheld while committing
+    assert engine.snapshot.eligible("search", now)[rows_a].all()  # the commit failed: back to the table's state
+
+    engine.live.change_consents({"p-a": ConsentState.of(revoked)}, commit([revoked]))
+    assert seen["during"] is False
+    later = datetime.now(timezone.utc)
+    assert not engine.snapshot.eligible("search", later)[rows_a].any()
+    assert not engine.live._withheld  # settled: the served snapshot is the committed one
+
+    granted = Consent(persona_id="p-a", scopes=["search"])
+    engine.live.change_consents({"p-a": ConsentState.of(granted)}, commit([granted]))
+    assert seen["during"] is False  # a grant waits for its commit
+    assert engine.snapshot.eligible("search", datetime.now(timezone.utc))[rows_a].all()
 
 
 def test_a_restart_after_live_writes_starts_from_the_saved_base(tmp_path: Path) -> None:
