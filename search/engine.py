@@ -21,6 +21,7 @@ import numpy as np
 from indexer import changelog
 from indexer.encoders import ClipModel, ClipSpec, Encoder, is_semantic, load_clip, load_text_encoder
 from indexer.errors import IndexMismatchError, VersionNotReachedError
+from indexer.location import IndexLocation
 from indexer.store import ClipInfo, Store, read_manifest
 from indexer.vocab import Vocabulary
 from search import channels, compaction, evidence, live, rerank, trust
@@ -41,6 +42,9 @@ CHANNELS = ("dense", "fts", "clip", "slots")
 # the most precise signal when the query names product and context.
 DEFAULT_WEIGHTS = {"dense": 1.0, "fts": 0.5, "clip": 0.6, "slots": 1.5}
 VERSION_WAIT_S = 5.0  # how long a search with `min_version` waits for the index to reach it
+# A gap in the write log with a stale manifest means a writer is mid-run, or died between its commit and its
+# log entry (a replica killed mid-write). Past this long, the reader loads a new base anyway.
+GAP_GRACE_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,7 @@ class Engine:
         self.snapshot = live.load_base(store, self.vocab)
         self.auto_compact = False  # the service turns it on; tests and tools compact explicitly
         self._compacting: threading.Thread | None = None
+        self._gap_since: float | None = None  # when the log first failed to cover the live versions
 
     def use_query_encoder(self, encoder: Encoder) -> None:
         """Encode queries (frame phrases and search text) through `encoder`, e.g. a cache over a batcher;
@@ -116,7 +121,11 @@ class Engine:
 
     @classmethod
     def open(
-        cls, db: Path, text: Encoder | None = None, clip: ClipModel | None = None, use_clip: bool = True
+        cls,
+        db: Path | IndexLocation,
+        text: Encoder | None = None,
+        clip: ClipModel | None = None,
+        use_clip: bool = True,
     ) -> Engine:
         store = Store.open(db)
         manifest = store.manifest
@@ -160,15 +169,21 @@ class Engine:
             started = time.time_ns()
             change = changelog.covering(changelog.since(self.store, self._log_seq), snap.versions, versions)
             if change is None or change.bulk:
-                if read_manifest(self.store.path).table_versions != versions:
-                    return False  # a writer is between its commit and its manifest: wait for it
+                if read_manifest(self.store.location).table_versions != versions and not self._gap_expired():
+                    return False  # a writer is between its commit and its manifest: wait for it (a while)
                 self.snapshot = live.load_base(self.store, self.vocab)
             else:
                 self.snapshot = live.apply(snap, self.store, change, versions)
-            self._log_seq = started
+            self._log_seq, self._gap_since = started, None
             if self.auto_compact and compaction.due(self.snapshot):
                 self._start_compaction()
             return True
+
+    def _gap_expired(self) -> bool:
+        now = time.monotonic()
+        if self._gap_since is None:
+            self._gap_since = now
+        return now - self._gap_since >= GAP_GRACE_S
 
     def wait_for_version(self, version: int, timeout_s: float = VERSION_WAIT_S) -> Snapshot:
         """The serving snapshot once it has reached `version` (read-your-writes across processes)."""

@@ -44,7 +44,7 @@ def load_base(store: Store, vocab: Vocabulary, attempts: int = 3) -> Snapshot:
             continue
         if store.versions() == versions:
             return snapshot
-    raise RuntimeError(f"the index at {store.path} kept changing while loading; try again")
+    raise RuntimeError(f"the index at {store.location} kept changing while loading; try again")
 
 
 class _MovedError(Exception):
@@ -71,7 +71,7 @@ def _load(store: Store, vocab: Vocabulary, versions: dict[str, int]) -> Snapshot
     shots, clip = _shot_layer(store, row, versions[SHOTS])
     ads, ad_vecs = _ads(store, versions)
     return Snapshot(
-        path=store.path,
+        path=store.location,
         manifest=store.manifest,
         versions=versions,
         scene_rows=SceneRows.build(table, labels),
