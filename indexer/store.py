@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from indexer import schema
-from indexer.errors import IndexMismatchError, IndexNotFoundError
+from indexer.errors import IndexMismatchError, IndexNotFoundError, WriteConflictError
 from indexer.location import IndexLocation
 
 MANIFEST = "manifest.json"
@@ -207,17 +207,19 @@ class Store:
             self._merge(schema.SCENES, data.filter(pa.array(~is_new)))
 
     def _merge(self, name: str, data: pa.Table) -> None:
-        self.table(name).merge_insert(
-            schema.ID_COLUMN[name]
-        ).when_matched_update_all().when_not_matched_insert_all().execute(
-            data,
-            on_bad_vectors="null",  # a scene without visual media has a null CLIP vector, by design
-        )
+        with conflicts(name):
+            self.table(name).merge_insert(
+                schema.ID_COLUMN[name]
+            ).when_matched_update_all().when_not_matched_insert_all().execute(
+                data,
+                on_bad_vectors="null",  # a scene without visual media has a null CLIP vector, by design
+            )
 
     def replace_shots(self, scene_ids: list[str], rows: list[dict[str, Any]]) -> None:
         table = self.table(schema.SHOTS)
         if scene_ids:
-            table.delete(in_filter(schema.ShotCol.SCENE, scene_ids))
+            with conflicts(schema.SHOTS):
+                table.delete(in_filter(schema.ShotCol.SCENE, scene_ids))
         if rows:
             table.add(pa.Table.from_pylist(rows, schema=self._schemas[schema.SHOTS]), on_bad_vectors="null")
 
@@ -267,6 +269,20 @@ class Store:
                 if int(self.table(name).version) != version:
                     self.pinned(name, version).restore()
             raise
+
+
+@contextmanager
+def conflicts(name: str) -> Iterator[None]:
+    """Lance's commit conflict (after its own retries) as a typed error the API answers with 409."""
+    try:
+        yield
+    except (OSError, RuntimeError, ValueError) as exc:
+        if "conflict" not in str(exc).lower():
+            raise
+        raise WriteConflictError(
+            f"another writer changed the same rows of '{name}' at the same time; nothing of this write was "
+            "kept, retry it"
+        ) from exc
 
 
 def _keyed(table_schema: pa.Schema, column: str) -> pa.Schema:

@@ -16,6 +16,9 @@ from pathlib import Path
 
 import pytest
 
+pytest.importorskip("moto", reason="needs the distributed extra: pip install -e '.[distributed]'")
+pytest.importorskip("boto3", reason="needs the distributed extra: pip install -e '.[distributed]'")
+
 from indexer.encoders import SentenceTransformerEncoder
 from indexer.location import IndexLocation
 from indexer.pipeline import Encoders, IndexOptions, index_catalog
