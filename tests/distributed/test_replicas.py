@@ -166,7 +166,9 @@ def test_replica_killed_mid_batch_leaves_no_partial_batch(
     replicas: tuple[Replica, Replica], shared: IndexLocation
 ) -> None:
     a, b = replicas
-    batch = [_scene(f"rep-kill-{i:03d}", f"a paper lantern drifting over a canal, number {i}") for i in range(300)]
+    batch = [
+        _scene(f"rep-kill-{i:03d}", f"a zorblax paper lantern drifting over a canal, number {i}") for i in range(300)
+    ]
     ids = {s["scene_id"] for s in batch}
     sender = threading.Thread(target=lambda: _swallow(lambda: a.upsert(batch)), daemon=True)
     sender.start()
@@ -174,7 +176,7 @@ def test_replica_killed_mid_batch_leaves_no_partial_batch(
     a.process.send_signal(signal.SIGKILL)
     a.process.wait(timeout=10)
     sender.join(timeout=30)
-    query = "paper lantern drifting over a canal"
+    query = "zorblax lantern"  # a word only the batch has: any hit is the batch's
     for _ in range(10):  # B keeps serving, and never shows part of the batch
         seen = ids & set(b.search(query, variant="fts"))
         stored = set(Store.open(shared).columns(SCENES, [SceneCol.ID], where=f"{SceneCol.ID} LIKE 'rep-kill-%'")
@@ -186,7 +188,7 @@ def test_replica_killed_mid_batch_leaves_no_partial_batch(
     assert retried.status_code == 200, retried.text
     assert len(retried.json()["accepted"]) == len(batch)
     found = b.search(query, variant="fts", min_version=retried.json()["index_version"])
-    assert found[0] in ids  # the batch is searchable on B
+    assert found and set(found) <= ids  # the batch is searchable on B
     table = Store.open(shared).columns(SCENES, [SceneCol.ID], where=f"{SceneCol.ID} LIKE 'rep-kill-%'")
     assert sorted(table.column(SceneCol.ID).to_pylist()) == sorted(ids)
 
