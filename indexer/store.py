@@ -8,6 +8,7 @@ object storage; see `indexer/location.py`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -23,6 +24,7 @@ from indexer import schema
 from indexer.errors import IndexMismatchError, IndexNotFoundError, WriteConflictError
 from indexer.location import IndexLocation
 
+log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 # Lance records the keys a merge-insert adds when its ON column carries this field metadata, so two writers
 # inserting the same new id concurrently conflict (and Lance retries one as an update) instead of both
@@ -105,6 +107,7 @@ class Store:
         # locally, one LIST on object storage), which also makes opening a handle cheap enough to do per call
         self.db = lancedb.connect(**self.location.connect_args(TABLES_DIR), read_consistency_interval=timedelta(0))
         self._handles: dict[str, Any] = {}
+        self._transactions: list[dict[str, set[int]]] = []  # versions committed inside each open transaction
         self._schemas = {
             schema.SCENES: _keyed(schema.scenes_schema(manifest.text_dim, manifest.clip_dim), schema.SceneCol.ID),
             schema.SHOTS: schema.shots_schema(manifest.clip_dim),
@@ -202,32 +205,38 @@ class Store:
             is_new[new] = True
         table = self.table(schema.SCENES)
         if is_new.any():
-            table.add(data.filter(pa.array(is_new)), on_bad_vectors="null")
+            self._note(schema.SCENES, table.add(data.filter(pa.array(is_new)), on_bad_vectors="null"))
         if not is_new.all():
             self._merge(schema.SCENES, data.filter(pa.array(~is_new)))
 
     def _merge(self, name: str, data: pa.Table) -> None:
         with conflicts(name):
-            self.table(name).merge_insert(
-                schema.ID_COLUMN[name]
-            ).when_matched_update_all().when_not_matched_insert_all().execute(
-                data,
-                on_bad_vectors="null",  # a scene without visual media has a null CLIP vector, by design
+            result = (
+                self.table(name)
+                .merge_insert(schema.ID_COLUMN[name])
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .execute(
+                    data,
+                    on_bad_vectors="null",  # a scene without visual media has a null CLIP vector, by design
+                )
             )
+        self._note(name, result)
 
     def replace_shots(self, scene_ids: list[str], rows: list[dict[str, Any]]) -> None:
         table = self.table(schema.SHOTS)
         if scene_ids:
             with conflicts(schema.SHOTS):
-                table.delete(in_filter(schema.ShotCol.SCENE, scene_ids))
+                self._note(schema.SHOTS, table.delete(in_filter(schema.ShotCol.SCENE, scene_ids)))
         if rows:
-            table.add(pa.Table.from_pylist(rows, schema=self._schemas[schema.SHOTS]), on_bad_vectors="null")
+            shots = pa.Table.from_pylist(rows, schema=self._schemas[schema.SHOTS])
+            self._note(schema.SHOTS, table.add(shots, on_bad_vectors="null"))
 
     def delete(self, name: str, ids: list[str]) -> None:
         if ids:
-            self.table(name).delete(in_filter(schema.ID_COLUMN[name], ids))
+            self._note(name, self.table(name).delete(in_filter(schema.ID_COLUMN[name], ids)))
             if name == schema.SCENES:
-                self.table(schema.SHOTS).delete(in_filter(schema.ShotCol.SCENE, ids))
+                self._note(schema.SHOTS, self.table(schema.SHOTS).delete(in_filter(schema.ShotCol.SCENE, ids)))
 
     def rebuild_fts(self) -> None:
         from lancedb.index import FTS
@@ -258,17 +267,35 @@ class Store:
                 return True
         return False
 
+    def _note(self, name: str, result: Any) -> None:
+        """Remember a version this store committed, for the open transactions (see `transaction`)."""
+        version = result if isinstance(result, int) else getattr(result, "version", None)
+        for frame in self._transactions:
+            frame.setdefault(name, set()).add(int(version) if version is not None else -1)
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """Restore every table to its version before the block if the block raises."""
+        """Restore every table to its version before the block if the block raises. A table another writer (a
+        replica) committed to meanwhile is left as it is: restoring it would undo that writer's commit."""
         before = self.versions()
+        ours: dict[str, set[int]] = {}
+        self._transactions.append(ours)
         try:
             yield
         except BaseException:
             for name, version in before.items():
-                if int(self.table(name).version) != version:
+                current = int(self.table(name).version)
+                if current == version:
+                    continue
+                if set(range(version + 1, current + 1)) <= ours.get(name, set()):
                     self.pinned(name, version).restore()
+                    self._note(name, int(self.table(name).version))  # an enclosing transaction's, too
+                else:
+                    log.warning("not rolling back '%s' (%d -> %d): another writer committed meanwhile",
+                                name, version, current)  # fmt: skip
             raise
+        finally:
+            self._transactions = [frame for frame in self._transactions if frame is not ours]
 
 
 @contextmanager
