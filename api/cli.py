@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
+from api.cli_storage import DbOption, StorageOption, UnsafeCommitsOption, location
 from indexer.encoders import DEFAULT_CLIP_ARCH, DEFAULT_CLIP_PRETRAINED, DEFAULT_TEXT_MODEL
 from indexer.errors import VisualIntentError
 
@@ -65,7 +66,6 @@ TextModelOption = Annotated[
         f"hash:<dim> (non-semantic stand-in). Default: {DEFAULT_TEXT_MODEL}."
     ),
 ]
-DbOption = Annotated[Path, typer.Option("--db", help="Index folder (created by `index`).")]
 
 
 @app.command()
@@ -119,6 +119,8 @@ def index(
             exists=True, dir_okay=False, help="Allowed extended key uses, one OID a line. Default: c2pa-rs's."
         ),
     ] = None,
+    storage_option: StorageOption = None,
+    unsafe_commits: UnsafeCommitsOption = False,
 ) -> None:
     """Validate and index a catalog (scenes, ads, consents) into --db. Re-running resumes: unchanged scenes
     are skipped."""
@@ -130,7 +132,7 @@ def index(
     if clip_checkpoint is not None and not clip_checkpoint.is_file():
         raise typer.BadParameter(f"{clip_checkpoint} is not a file", param_hint="--clip-checkpoint")
     options = IndexOptions(
-        db=db,
+        db=location(db, storage_option, unsafe_commits),
         strict=strict,
         rebuild=rebuild,
         text_model=text_model,
@@ -210,6 +212,7 @@ def search(
         bool,
         typer.Option(help="Only scenes and ad creatives with a verified C2PA credential. Default: off."),
     ] = False,
+    storage_option: StorageOption = None,
 ) -> None:
     """Search scenes and ads with a scenario query (or a batch with --queries)."""
     from api.batching import BatchReport, search_in_batches
@@ -232,7 +235,7 @@ def search(
         negation=negation,
         require_credentials=require_credentials or None,
     )
-    engine = Engine.open(db, use_clip=not no_clip)
+    engine = Engine.open(location(db, storage_option), use_clip=not no_clip)
     batch = read_queries(queries) if queries else None
     items = [(q.query_id, q.text, q.sku, q.use) for q in batch] if batch else [(None, text, sku, use)]
 
@@ -271,6 +274,7 @@ def recommend(
     no_collapse: Annotated[bool, typer.Option("--no-collapse", help="Return every remix, not one per family.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON. Default: text.")] = False,
     no_clip: Annotated[bool, typer.Option("--no-clip", help="Do not load CLIP.")] = False,
+    storage_option: StorageOption = None,
 ) -> None:
     """Scenes like the --positive examples and unlike the --negative ones (strategy: average_vector; examples
     must be eligible for --use)."""
@@ -283,7 +287,7 @@ def recommend(
 
     if use not in ("search", "ads"):
         raise typer.BadParameter("choose search or ads", param_hint="--use")
-    engine = Engine.open(db, use_clip=not no_clip)
+    engine = Engine.open(location(db, storage_option), use_clip=not no_clip)
     image_vector = None
     if image is not None:
         if engine.clip is None:
@@ -341,6 +345,8 @@ def serve(
         bool, typer.Option("--insecure-local", help="Serve without API keys on a loopback address. Default: off.")
     ] = False,
     no_clip: Annotated[bool, typer.Option("--no-clip", help="Do not load CLIP (no image search).")] = False,
+    storage_option: StorageOption = None,
+    unsafe_commits: UnsafeCommitsOption = False,
 ) -> None:
     """Serve the search API, the search page (/) and /metrics; keys come from VISUAL_INTENT_API_KEYS."""
     import uvicorn
@@ -350,7 +356,9 @@ def serve(
     from api.settings import Settings
     from indexer.store import read_manifest
 
-    overrides: dict[str, object] = {"db": db, "host": host, "port": port, "insecure_local": insecure_local}
+    where = location(db, storage_option, unsafe_commits)
+    overrides: dict[str, object] = {"db": where.uri, "host": host, "port": port, "insecure_local": insecure_local}
+    overrides |= {"storage_options": where.storage_options, "unsafe_commits": unsafe_commits}
     if api_keys_file is not None:
         overrides["api_keys_file"] = api_keys_file
     if no_clip:
@@ -360,7 +368,7 @@ def serve(
     except ValidationError as exc:  # messages only: the input (which may hold keys) is never printed
         reasons = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
         raise typer.BadParameter(reasons) from None
-    read_manifest(db)  # a missing or incompatible index fails here, in one line
+    read_manifest(where)  # a missing or incompatible index fails here, in one line
     if insecure_local and not settings.all_keys():
         print("warning: --insecure-local: no API keys, every request gets every scope", file=sys.stderr)
     level = "debug" if _state["debug"] else "info"
@@ -421,6 +429,7 @@ def evaluate(
     seed: SeedOption = 0,
     no_ann_recall: NoAnnOption = False,
     no_clip: Annotated[bool, typer.Option("--no-clip", help="Do not load CLIP.")] = False,
+    storage_option: StorageOption = None,
 ) -> None:
     """nDCG@10, Recall@10/100, MRR@10 and MAP (ranx) per variant. Default variants: scenes dense, fts, clip,
     slots, fusion, full; ads keyword, dense, hybrid, intent."""
@@ -432,7 +441,7 @@ def evaluate(
         raise typer.BadParameter("choose scenes or ads", param_hint="--kind")
     names = variant or list(DEFAULT_VARIANTS[kind])
     spec = adhoc_spec("eval", kind, queries, qrels, names, depth, seed, parse_time(now), not no_ann_recall)
-    result = evaluate_spec(spec, Engine.open(db, use_clip=not no_clip))
+    result = evaluate_spec(spec, Engine.open(location(db, storage_option), use_clip=not no_clip))
     _emit_evaluation(result, as_json, report, run_out)
 
 

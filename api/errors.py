@@ -29,6 +29,7 @@ from indexer.errors import (
     RecordError,
     VersionNotReachedError,
     VisualIntentError,
+    WriteConflictError,
 )
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ TYPED: tuple[tuple[type[VisualIntentError], int, str], ...] = (
     (IndexMismatchError, 409, "index_mismatch"),
     (IndexNotFoundError, 503, "index_unavailable"),
     (VersionNotReachedError, 409, "version_not_reached"),  # not yet: retry, or ask another replica
+    (WriteConflictError, 409, "write_conflict"),  # another replica wrote the same rows: retry the write
     (EncoderUnavailableError, 503, "encoder_unavailable"),
     (VisualIntentError, 400, "bad_request"),
 )

@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from indexer.location import IndexLocation, options_from_env
+
 Scope = Literal["read", "write", "admin"]
 SCOPES: tuple[Scope, ...] = ("read", "write", "admin")
 MIN_KEY_LENGTH = 16
@@ -27,7 +29,10 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="VISUAL_INTENT_", extra="ignore", frozen=True)
 
-    db: Path = Field(description="Index folder built by `visual-intent index`.")
+    db: str | Path = Field(description="Index folder or s3:// (gs://, az://) prefix built by `visual-intent index`.")
+    # object storage: endpoint, region, allow_http, keys (JSON in VISUAL_INTENT_STORAGE_OPTIONS; AWS_* env too)
+    storage_options: dict[str, str] = Field(default_factory=dict, repr=False)
+    unsafe_commits: bool = False  # serve from an S3 store without conditional puts (one writer only)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     # key -> scopes; JSON in VISUAL_INTENT_API_KEYS. repr=False: keys never reach logs or tracebacks.
@@ -67,6 +72,12 @@ class Settings(BaseSettings):
                 '\'{"<key>": ["read"]}\' (or --api-keys-file), or pass --insecure-local for loopback development'
             )
         return self
+
+    @property
+    def location(self) -> IndexLocation:
+        """Where the index lives, with the storage options (AWS_* variables, then explicit options)."""
+        options = {**options_from_env(), **self.storage_options}
+        return IndexLocation.of(self.db, options, self.unsafe_commits)
 
     def all_keys(self) -> dict[str, list[Scope]]:
         """Keys from the env variable plus those from the keys file (the file wins on a clash)."""

@@ -1,6 +1,7 @@
 """FAISS: the fast ANN layer derived from LanceDB vectors.
 
-An `AnnIndex` is saved next to the LanceDB version it reflects (`ann/<name>.faiss` + `<name>.json`);
+An `AnnIndex` is saved next to the LanceDB version it reflects (`ann/<name>.faiss` + `<name>.json`; on object
+storage `ann/<name>.v<version>.faiss`, never overwritten, named by the `.json` written after it);
 `load_or_build` rebuilds it when that version is stale. Small collections use exact inner-product search;
 above `EXACT_LIMIT` rows an HNSW graph trades a little recall for speed (measured in bench/).
 Vectors are L2-normalised, so inner product is cosine similarity.
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from indexer.location import IndexLocation
 from indexer.schema import SCENES, SHOTS, SceneCol, ShotCol
 from indexer.store import Store, to_matrix
 
@@ -138,6 +140,44 @@ def load(folder: Path, name: str) -> AnnIndex | None:
     return AnnIndex(index=index, keys=meta["keys"], version=int(meta["version"]), params=meta["params"])
 
 
+def save_at(ann: AnnIndex, location: IndexLocation, name: str) -> None:
+    """Save into the index's `ann/` folder; on object storage the versioned index object goes first, then the
+    meta that names it, so a reader reading the meta and then the object it names never pairs the wrong two."""
+    if location.is_local:
+        save(ann, location.local_path / ANN_DIR, name)
+        return
+    faiss = _faiss()
+    index_name = f"{name}.v{ann.version}.faiss"
+    before = location.read_json(f"{ANN_DIR}/{name}.json") or {}
+    location.write_bytes(f"{ANN_DIR}/{index_name}", faiss.serialize_index(ann.index).tobytes())
+    meta = {"version": ann.version, "params": ann.params, "keys": ann.keys, "index": index_name}
+    location.write_bytes(f"{ANN_DIR}/{name}.json", json.dumps(meta).encode("utf-8"))
+    # older objects go; the one the previous meta named stays (a reader may have read that meta a moment ago)
+    keep = {index_name, before.get("index")}
+    for old in location.list(ANN_DIR):
+        if old.startswith(f"{name}.v") and old.endswith(".faiss") and old not in keep:
+            location.delete(f"{ANN_DIR}/{old}")
+
+
+def load_at(location: IndexLocation, name: str) -> AnnIndex | None:
+    if location.is_local:
+        return load(location.local_path / ANN_DIR, name)
+    faiss = _faiss()
+    raw_meta = location.read_bytes(f"{ANN_DIR}/{name}.json")
+    if raw_meta is None:
+        return None
+    meta = json.loads(raw_meta)
+    raw = location.read_bytes(f"{ANN_DIR}/{meta.get('index', '')}")
+    if raw is None:
+        return None  # replaced and removed meanwhile: rebuild, or the caller loads again
+    index = faiss.deserialize_index(np.frombuffer(raw, dtype=np.uint8))
+    if index.ntotal != len(meta["keys"]):
+        return None
+    if meta["params"].get("kind") == "hnsw":
+        index.hnsw.efSearch = meta["params"].get("ef_search", HNSW_EF_SEARCH)
+    return AnnIndex(index=index, keys=meta["keys"], version=int(meta["version"]), params=meta["params"])
+
+
 def exact_search(vectors: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
     """Brute-force top-k positions: the ground truth for ANN recall."""
     return build(vectors, [""] * len(vectors), 0, kind="flat").search(queries, k)[1]
@@ -188,9 +228,8 @@ def _source(store: Store, name: str, version: int) -> tuple[list[str], np.ndarra
 def load_or_build(store: Store, name: str, kind: str = "auto", version: int | None = None) -> AnnIndex | None:
     """The saved index when it reflects `version` of its table (default: the latest), else one built at that
     version (and saved)."""
-    folder = store.path / ANN_DIR
     version = int(store.table(_table_of(name)).version) if version is None else version
-    saved = load(folder, name)
+    saved = load_at(store.location, name)
     if saved is not None and saved.version == version and (kind == "auto" or saved.params["kind"] == kind):
         return saved
     source = _source(store, name, version)
@@ -198,7 +237,7 @@ def load_or_build(store: Store, name: str, kind: str = "auto", version: int | No
         return None
     keys, vectors = source
     built = build(vectors, keys, version, kind)
-    save(built, folder, name)
+    save_at(built, store.location, name)
     return built
 
 

@@ -67,3 +67,7 @@ class NotFoundError(VisualIntentError):
 
 class VersionNotReachedError(VisualIntentError):
     """A read asked for an index version (`min_version`) this process has not caught up with in time."""
+
+
+class WriteConflictError(VisualIntentError):
+    """Another writer (another replica) committed a conflicting change to the same rows at the same time."""

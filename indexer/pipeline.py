@@ -33,7 +33,8 @@ from indexer.encoders import (
     load_clip,
     load_text_encoder,
 )
-from indexer.errors import CatalogError, RecordError
+from indexer.errors import CatalogError, RecordError, VisualIntentError
+from indexer.location import IndexLocation
 from indexer.schema import ADS, CONSENTS, SCENES, SCHEMA_VERSION, Ad
 from indexer.store import MANIFEST, ClipInfo, Manifest, Store, check_compatible, read_manifest
 
@@ -44,7 +45,7 @@ DEFAULT_CHUNK = 5_000
 
 @dataclass(frozen=True)
 class IndexOptions:
-    db: Path
+    db: Path | IndexLocation  # a folder, or a prefix on object storage (indexer/location.py)
     strict: bool = False
     rebuild: bool = False
     text_model: str = DEFAULT_TEXT_MODEL
@@ -67,7 +68,7 @@ class IndexOptions:
 
 @dataclass
 class IndexReport:
-    db: Path
+    db: Path | IndexLocation
     scenes: int = 0  # scenes written (new or changed)
     unchanged: int = 0  # scenes skipped: already stored with the same content hash
     ads: int = 0
@@ -140,11 +141,13 @@ def load_encoders(options: IndexOptions) -> Encoders:
 
 def _open_existing(options: IndexOptions, enc: Encoders) -> Store | None:
     """The index at options.db if there is one, checked against the encoders; None for a new index."""
-    if not (options.db / MANIFEST).is_file():
+    location = IndexLocation.of(options.db)
+    if not location.exists(MANIFEST):
         return None
-    existing = read_manifest(options.db)
-    check_compatible(existing, options.db, enc.text.id, enc.clip.id if enc.clip else None)
-    store = Store(options.db, existing)
+    existing = read_manifest(location)
+    check_compatible(existing, location, enc.text.id, enc.clip.id if enc.clip else None)
+    location.require_conditional_put()
+    store = Store(location, existing)
     if enc.clip_info:
         store.manifest.clip = enc.clip_info  # keep the latest CLIP status
     return store
@@ -158,7 +161,8 @@ def index_catalog(
     encoders: Encoders | None = None,
 ) -> IndexReport:
     """Index a catalog into `options.db`; with `rebuild`, into a fresh folder swapped in at the end."""
-    if options.rebuild and options.db.exists():
+    location = IndexLocation.of(options.db)
+    if options.rebuild and (location.exists(MANIFEST) or (location.is_local and location.local_path.exists())):
         return _rebuild(options, scenes_path, ads_path, consents_path, encoders)
     started = time.perf_counter()
     if options.strict:
@@ -172,7 +176,7 @@ def index_catalog(
         sizes = {str(p): catalog.scan(p) for p in (scenes_path, ads_path, consents_path) if p is not None}
         named = _named_ids(scenes_path) if options.live and scenes_path is not None else None
         hashes, parents = stream.stored_state(existing, named)
-    store = existing or Store.create(options.db, Manifest(SCHEMA_VERSION, enc.text.id, enc.text.dim, enc.clip_info))
+    store = existing or Store.create(location, Manifest(SCHEMA_VERSION, enc.text.id, enc.text.dim, enc.clip_info))
     created = existing is None
     versions = store.versions()
     try:
@@ -180,10 +184,10 @@ def index_catalog(
             _ingest(store, options, enc, report, hashes, parents, sizes, scenes_path, ads_path, consents_path)
     except BaseException:
         if created:
-            shutil.rmtree(options.db, ignore_errors=True)
+            location.delete_tree()
         raise
     if created and store.versions() == versions:
-        shutil.rmtree(options.db, ignore_errors=True)  # nothing valid to write: no empty index left behind
+        location.delete_tree()  # nothing valid to write: no empty index left behind
         report.seconds = time.perf_counter() - started
         return report
     if not options.live:
@@ -225,16 +229,22 @@ def _rebuild(
     consents_path: Source | None,
     encoders: Encoders | None,
 ) -> IndexReport:
-    staging = options.db.with_name(options.db.name + ".rebuild")
+    if not IndexLocation.of(options.db).is_local:
+        raise VisualIntentError(
+            f"--rebuild swaps folders by renaming, which object storage cannot do; index into a new prefix "
+            f"instead of {options.db} and point `serve --db` at it"
+        )
+    db = IndexLocation.of(options.db).local_path
+    staging = db.with_name(db.name + ".rebuild")
     shutil.rmtree(staging, ignore_errors=True)
     staged = replace(options, db=staging, rebuild=False)
-    kept_anchors = options.db / provenance.ANCHORS_FILE
+    kept_anchors = db / provenance.ANCHORS_FILE
     if options.c2pa_trust_anchors is None and kept_anchors.is_file():  # a rebuild keeps the index's trust
         staged = replace(staged, c2pa_trust_anchors=kept_anchors)
     report = index_catalog(staged, scenes_path, ads_path, consents_path, encoders)
-    retired = options.db.with_name(options.db.name + ".old")
-    options.db.rename(retired)
-    staging.rename(options.db)
+    retired = db.with_name(db.name + ".old")
+    db.rename(retired)
+    staging.rename(db)
     shutil.rmtree(retired, ignore_errors=True)
     report.db = options.db
     return report
@@ -244,7 +254,8 @@ def _check_strict(
     options: IndexOptions, scenes_path: Source | None, ads_path: Source | None, consents_path: Source | None
 ) -> None:
     """--strict: the whole catalog is checked before anything is encoded or written."""
-    stored = set(Store.open(options.db).ids(SCENES)) if (options.db / MANIFEST).is_file() else set()
+    location = IndexLocation.of(options.db)
+    stored = set(Store.open(location).ids(SCENES)) if location.exists(MANIFEST) else set()
     result = validation.validate_catalog(scenes_path, ads_path, consents_path, stored, options.media_root, strict=True)
     if result.errors:
         raise CatalogError(
@@ -274,7 +285,7 @@ def _ingest(
                 store.upsert(CONSENTS, [rows.consent_row(c, consents.sources[c.persona_id]) for c in consents.records])
             report.consents = len(consents.records)
     if scenes_path:
-        trust = provenance.trust_for_index(store.path, options.c2pa_trust_anchors, options.c2pa_allowed_ekus)
+        trust = provenance.trust_for_index(store.location, options.c2pa_trust_anchors, options.c2pa_allowed_ekus)
         run = stream.SceneRun(
             store=store,
             text=enc.text,

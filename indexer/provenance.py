@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from indexer.errors import VisualIntentError
+from indexer.location import IndexLocation
 
 TRUSTED, VALID, INVALID = "Trusted", "Valid", "Invalid"
 STATES = (TRUSTED, VALID, INVALID)
@@ -65,16 +66,16 @@ class TrustConfig:
         return config
 
 
-def trust_for_index(db: Path, anchors: Path | None, allowed_ekus: Path | None = None) -> TrustConfig:
+def trust_for_index(db: Path | IndexLocation, anchors: Path | None, allowed_ekus: Path | None = None) -> TrustConfig:
     """The trust to index with: the given files (saved into the index), else what the index saved earlier."""
-    saved = db / ANCHORS_FILE
+    index = IndexLocation.of(db)
     text: str | None = None
     if anchors is not None:
         text = _read_pem(anchors)
-        db.mkdir(parents=True, exist_ok=True)
-        saved.write_text(text, encoding="utf-8")
-    elif saved.is_file():
-        text = saved.read_text(encoding="utf-8")
+        index.write_bytes(ANCHORS_FILE, text.encode("utf-8"))
+    else:
+        saved = index.read_bytes(ANCHORS_FILE)
+        text = saved.decode("utf-8") if saved is not None else None
     ekus = allowed_ekus.read_text(encoding="utf-8") if allowed_ekus is not None else None
     return TrustConfig(text, ekus)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import numpy as np
 from indexer import media
 from indexer.context import SceneContext
 from indexer.encoders import ClipModel, normalise
+from indexer.location import IndexLocation
 from indexer.provenance import SceneProvenance
 from indexer.schema import Ad, AdCol, Consent, ConsentCol, Scene, SceneCol, ShotCol
 
@@ -87,7 +89,7 @@ def shot_rows(
     media_index: int,
     path: Path,
     shots: list[media.Shot],
-    index_dir: Path,
+    index_dir: Path | IndexLocation,
     thumbs_dir: str,
     clip: ClipModel | None,
     first_index: int = 0,
@@ -96,7 +98,7 @@ def shot_rows(
     out: list[dict[str, Any]] = []
     for shot in shots:
         thumb = Path(thumbs_dir) / scene_id / f"{media_index}-{shot.index}.jpg"
-        media.save_thumbnail(shot.keyframes[len(shot.keyframes) // 2], index_dir / thumb)
+        _save_thumbnail(shot.keyframes[len(shot.keyframes) // 2], IndexLocation.of(index_dir), thumb.as_posix())
         row: dict[str, Any] = {
             ShotCol.SCENE: scene_id,
             ShotCol.INDEX: first_index + len(out),
@@ -110,6 +112,17 @@ def shot_rows(
             row[ShotCol.CLIP_VEC] = None if vector is None else vector.tolist()
         out.append(row)
     return out
+
+
+def _save_thumbnail(image: Any, index: IndexLocation, relative: str) -> None:
+    """Into the index folder (atomically), or as one object next to the tables on object storage."""
+    if index.is_local:
+        media.save_thumbnail(image, index.local_path / relative)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / "thumb.jpg"
+        media.save_thumbnail(image, local)
+        index.write_bytes(relative, local.read_bytes())
 
 
 def ad_row(ad: Ad, doc: str, text_vec: np.ndarray, source: dict[str, Any]) -> dict[str, Any]:

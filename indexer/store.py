@@ -2,14 +2,13 @@
 
 A write to several tables goes through `Store.transaction()`: the table versions are noted first and
 restored if anything fails, so a failed run never leaves a half-applied catalog behind.
-The manifest (encoders, dimensions, schema version, CLIP status) is a JSON file replaced atomically.
+The manifest (encoders, dimensions, schema version, CLIP status) is a JSON file replaced atomically (one PUT on
+object storage; see `indexer/location.py`).
 """
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -22,9 +21,16 @@ import numpy as np
 import pyarrow as pa
 
 from indexer import schema
-from indexer.errors import IndexMismatchError, IndexNotFoundError
+from indexer.errors import IndexMismatchError, IndexNotFoundError, WriteConflictError
+from indexer.location import IndexLocation
 
+log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
+# Lance records the keys a merge-insert adds when its ON column carries this field metadata, so two writers
+# inserting the same new id concurrently conflict (and Lance retries one as an update) instead of both
+# appending a row. Tables created before it lack the metadata and keep the old behaviour.
+PRIMARY_KEY = {"lance-schema:unenforced-primary-key": "true"}
+MERGE_ALL_ROWS = 1_000  # batches up to this size (API writes) upsert every row: safe against racing writers
 _FTS_COLUMNS = ((schema.SCENES, schema.SceneCol.DOC), (schema.ADS, schema.AdCol.DOC))
 TABLES_DIR = "tables"
 
@@ -59,18 +65,15 @@ class Manifest:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    IndexLocation.of(path.parent).write_json(path.name, data)
 
 
-def read_manifest(path: Path) -> Manifest:
-    file = path / MANIFEST
-    if not file.is_file():
+def read_manifest(db: Path | IndexLocation) -> Manifest:
+    path = IndexLocation.of(db)
+    data = path.read_json(MANIFEST)
+    if data is None:
         raise IndexNotFoundError(f"no visual-intent index at {path} (missing {MANIFEST}); run `visual-intent index`")
-    manifest = Manifest.from_json(json.loads(file.read_text(encoding="utf-8")))
+    manifest = Manifest.from_json(data)
     if manifest.schema_version != schema.SCHEMA_VERSION:
         raise IndexMismatchError(
             f"index at {path} has schema version {manifest.schema_version}, this visual-intent reads "
@@ -79,7 +82,7 @@ def read_manifest(path: Path) -> Manifest:
     return manifest
 
 
-def check_compatible(manifest: Manifest, path: Path, text_encoder: str, clip_id: str | None) -> None:
+def check_compatible(manifest: Manifest, path: Path | IndexLocation, text_encoder: str, clip_id: str | None) -> None:
     """Vectors from different encoders cannot share an index."""
     if manifest.text_encoder != text_encoder:
         raise IndexMismatchError(
@@ -95,30 +98,39 @@ def check_compatible(manifest: Manifest, path: Path, text_encoder: str, clip_id:
 
 
 class Store:
-    """Open tables of one index folder."""
+    """Open tables of one index (a folder, or a prefix on object storage)."""
 
-    def __init__(self, path: Path, manifest: Manifest):
-        self.path = path
+    def __init__(self, path: Path | IndexLocation, manifest: Manifest):
+        self.location = IndexLocation.of(path)
         self.manifest = manifest
-        # strong consistency: every handle sees the latest commit of any writer (a version check, ~0.3 ms),
-        # which also makes opening a handle cheap enough to do per call
-        self.db = lancedb.connect(str(path / TABLES_DIR), read_consistency_interval=timedelta(0))
+        # strong consistency: every handle sees the latest commit of any writer (a version check, ~0.3 ms
+        # locally, one LIST on object storage), which also makes opening a handle cheap enough to do per call
+        self.db = lancedb.connect(**self.location.connect_args(TABLES_DIR), read_consistency_interval=timedelta(0))
         self._handles: dict[str, Any] = {}
+        self._transactions: list[dict[str, set[int]]] = []  # versions committed inside each open transaction
         self._schemas = {
-            schema.SCENES: schema.scenes_schema(manifest.text_dim, manifest.clip_dim),
+            schema.SCENES: _keyed(schema.scenes_schema(manifest.text_dim, manifest.clip_dim), schema.SceneCol.ID),
             schema.SHOTS: schema.shots_schema(manifest.clip_dim),
-            schema.ADS: schema.ads_schema(manifest.text_dim),
-            schema.CONSENTS: schema.consents_schema(),
+            schema.ADS: _keyed(schema.ads_schema(manifest.text_dim), schema.AdCol.ID),
+            schema.CONSENTS: _keyed(schema.consents_schema(), schema.ConsentCol.ID),
         }
 
+    @property
+    def path(self) -> Path:
+        """The index folder (local indexes only; see `location`)."""
+        return self.location.local_path
+
     @classmethod
-    def open(cls, path: Path) -> Store:
+    def open(cls, path: Path | IndexLocation) -> Store:
         return cls(path, read_manifest(path))
 
     @classmethod
-    def create(cls, path: Path, manifest: Manifest) -> Store:
-        path.mkdir(parents=True, exist_ok=True)
-        store = cls(path, manifest)
+    def create(cls, path: Path | IndexLocation, manifest: Manifest) -> Store:
+        location = IndexLocation.of(path)
+        location.require_conditional_put()
+        if location.is_local:
+            location.local_path.mkdir(parents=True, exist_ok=True)
+        store = cls(location, manifest)
         for name, table_schema in store._schemas.items():
             store.db.create_table(name, schema=table_schema, exist_ok=True)
         store.save_manifest()
@@ -154,7 +166,7 @@ class Store:
     def save_manifest(self) -> None:
         self.manifest.updated_at = datetime.now(timezone.utc).isoformat()
         self.manifest.table_versions = self.versions()
-        write_json_atomic(self.path / MANIFEST, asdict(self.manifest))
+        self.location.write_json(MANIFEST, asdict(self.manifest))
 
     def ids(self, name: str) -> list[str]:
         column = schema.ID_COLUMN[name]
@@ -189,33 +201,42 @@ class Store:
         vectors = pa.FixedSizeListArray.from_arrays(flat, self.manifest.text_dim)
         data = scalar.append_column(table_schema.field(schema.SceneCol.TEXT_VEC), vectors).select(table_schema.names)
         is_new = np.zeros(len(rows), dtype=bool)
-        is_new[new] = True
+        if len(rows) > MERGE_ALL_ROWS and self.location.is_local:  # bulk ingest: appending is cheaper
+            is_new[new] = True
         table = self.table(schema.SCENES)
         if is_new.any():
-            table.add(data.filter(pa.array(is_new)), on_bad_vectors="null")
+            self._note(schema.SCENES, table.add(data.filter(pa.array(is_new)), on_bad_vectors="null"))
         if not is_new.all():
             self._merge(schema.SCENES, data.filter(pa.array(~is_new)))
 
     def _merge(self, name: str, data: pa.Table) -> None:
-        self.table(name).merge_insert(
-            schema.ID_COLUMN[name]
-        ).when_matched_update_all().when_not_matched_insert_all().execute(
-            data,
-            on_bad_vectors="null",  # a scene without visual media has a null CLIP vector, by design
-        )
+        with conflicts(name):
+            result = (
+                self.table(name)
+                .merge_insert(schema.ID_COLUMN[name])
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .execute(
+                    data,
+                    on_bad_vectors="null",  # a scene without visual media has a null CLIP vector, by design
+                )
+            )
+        self._note(name, result)
 
     def replace_shots(self, scene_ids: list[str], rows: list[dict[str, Any]]) -> None:
         table = self.table(schema.SHOTS)
         if scene_ids:
-            table.delete(in_filter(schema.ShotCol.SCENE, scene_ids))
+            with conflicts(schema.SHOTS):
+                self._note(schema.SHOTS, table.delete(in_filter(schema.ShotCol.SCENE, scene_ids)))
         if rows:
-            table.add(pa.Table.from_pylist(rows, schema=self._schemas[schema.SHOTS]), on_bad_vectors="null")
+            shots = pa.Table.from_pylist(rows, schema=self._schemas[schema.SHOTS])
+            self._note(schema.SHOTS, table.add(shots, on_bad_vectors="null"))
 
     def delete(self, name: str, ids: list[str]) -> None:
         if ids:
-            self.table(name).delete(in_filter(schema.ID_COLUMN[name], ids))
+            self._note(name, self.table(name).delete(in_filter(schema.ID_COLUMN[name], ids)))
             if name == schema.SCENES:
-                self.table(schema.SHOTS).delete(in_filter(schema.ShotCol.SCENE, ids))
+                self._note(schema.SHOTS, self.table(schema.SHOTS).delete(in_filter(schema.ShotCol.SCENE, ids)))
 
     def rebuild_fts(self) -> None:
         from lancedb.index import FTS
@@ -246,17 +267,55 @@ class Store:
                 return True
         return False
 
+    def _note(self, name: str, result: Any) -> None:
+        """Remember a version this store committed, for the open transactions (see `transaction`)."""
+        version = result if isinstance(result, int) else getattr(result, "version", None)
+        for frame in self._transactions:
+            frame.setdefault(name, set()).add(int(version) if version is not None else -1)
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """Restore every table to its version before the block if the block raises."""
+        """Restore every table to its version before the block if the block raises. A table another writer (a
+        replica) committed to meanwhile is left as it is: restoring it would undo that writer's commit."""
         before = self.versions()
+        ours: dict[str, set[int]] = {}
+        self._transactions.append(ours)
         try:
             yield
         except BaseException:
             for name, version in before.items():
-                if int(self.table(name).version) != version:
+                current = int(self.table(name).version)
+                if current == version:
+                    continue
+                if set(range(version + 1, current + 1)) <= ours.get(name, set()):
                     self.pinned(name, version).restore()
+                    self._note(name, int(self.table(name).version))  # an enclosing transaction's, too
+                else:
+                    log.warning("not rolling back '%s' (%d -> %d): another writer committed meanwhile",
+                                name, version, current)  # fmt: skip
             raise
+        finally:
+            self._transactions = [frame for frame in self._transactions if frame is not ours]
+
+
+@contextmanager
+def conflicts(name: str) -> Iterator[None]:
+    """Lance's commit conflict (after its own retries) as a typed error the API answers with 409."""
+    try:
+        yield
+    except (OSError, RuntimeError, ValueError) as exc:
+        if "conflict" not in str(exc).lower():
+            raise
+        raise WriteConflictError(
+            f"another writer changed the same rows of '{name}' at the same time; nothing of this write was "
+            "kept, retry it"
+        ) from exc
+
+
+def _keyed(table_schema: pa.Schema, column: str) -> pa.Schema:
+    """The schema with `column` declared as Lance's (unenforced) primary key."""
+    index = table_schema.get_field_index(column)
+    return table_schema.set(index, table_schema.field(index).with_metadata(PRIMARY_KEY))
 
 
 def to_matrix(column: pa.ChunkedArray | pa.Array, dim: int) -> np.ndarray:

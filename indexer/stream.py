@@ -221,7 +221,7 @@ def _index_media(
         scene_shots = shots.setdefault(scene.scene_id, [])
         scene_shots.extend(
             rows.shot_rows(
-                scene.scene_id, media_index, path, result, run.store.path, THUMBS_DIR, run.clip, len(scene_shots)
+                scene.scene_id, media_index, path, result, run.store.location, THUMBS_DIR, run.clip, len(scene_shots)
             )
         )
     return shots, credentials, errors

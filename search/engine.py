@@ -19,6 +19,7 @@ import numpy as np
 from indexer import pipeline
 from indexer.encoders import ClipModel, ClipSpec, Encoder, is_semantic, load_clip, load_text_encoder
 from indexer.errors import IndexMismatchError
+from indexer.location import IndexLocation
 from indexer.schema import Consent
 from indexer.store import ClipInfo, Store
 from indexer.vocab import Vocabulary
@@ -112,7 +113,7 @@ class Engine:
     @classmethod
     def open(
         cls,
-        db: Path,
+        db: Path | IndexLocation,
         text: Encoder | None = None,
         clip: ClipModel | None = None,
         use_clip: bool = True,

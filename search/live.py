@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 from indexer import ann, changelog
 from indexer.changelog import Change
 from indexer.schema import ADS, CONSENTS, SCENES, SHOTS, AdCol, ConsentCol, SceneCol, ShotCol
-from indexer.store import Store, in_filter, to_matrix, write_json_atomic
+from indexer.store import Store, in_filter, to_matrix
 from indexer.vocab import Vocabulary
 from search.consent import ConsentState, now_utc
 from search.consent_masks import ConsentMasks
@@ -34,7 +34,7 @@ from search.snapshot import ROWWISE, AdEntry, Shot, ShotLayer, Snapshot, familie
 from search.vectors import SegmentedVectors
 
 READ_BATCH = 1000  # ids per filtered read
-BASE_FILE = "base.json"  # next to the FAISS files: the table versions and log position of the last base
+BASE_OBJECT = f"{ann.ANN_DIR}/base.json"  # the table versions and log position of the last base loaded
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def load_base(store: Store, vocab: Vocabulary, attempts: int = 3) -> Snapshot:
             continue
         _save_base(store, versions, started)
         return snapshot
-    raise RuntimeError(f"the index at {store.path} kept changing while loading; try again")
+    raise RuntimeError(f"the index at {store.location} kept changing while loading; try again")
 
 
 def open_base(store: Store, vocab: Vocabulary) -> tuple[Snapshot, int, str]:
@@ -89,14 +89,13 @@ def _describe(change: Change) -> str:
 
 def _save_base(store: Store, versions: dict[str, int], seq: int) -> None:
     if _saved_base(store) != (versions, seq):
-        write_json_atomic(store.path / ann.ANN_DIR / BASE_FILE, {"versions": versions, "log_seq": seq})
+        store.location.write_json(BASE_OBJECT, {"versions": versions, "log_seq": seq})
 
 
 def _saved_base(store: Store) -> tuple[dict[str, int], int] | None:
-    file = store.path / ann.ANN_DIR / BASE_FILE
-    if not file.is_file():
+    data = store.location.read_json(BASE_OBJECT)
+    if data is None:
         return None
-    data = json.loads(file.read_text(encoding="utf-8"))
     return {k: int(v) for k, v in data["versions"].items()}, int(data["log_seq"])
 
 
@@ -124,7 +123,7 @@ def _load(store: Store, vocab: Vocabulary, versions: dict[str, int], saved_layer
     shots, clip = _shot_layer(store, row, versions[SHOTS], saved_layers)
     ads, ad_vecs = _ads(store, versions)
     return Snapshot(
-        path=store.path,
+        path=store.location,
         manifest=store.manifest,
         versions=versions,
         scene_rows=SceneRows.build(table, labels),
@@ -300,7 +299,7 @@ def _shot_lists(rows: list[dict[str, Any]]) -> dict[str, list[Shot]]:
 
 def _layer(store: Store, name: str, version: int, saved: bool) -> ann.AnnIndex | None:
     """The saved FAISS layer as it is (`saved`), or one that reflects `version` of its table."""
-    return ann.load(store.path / ann.ANN_DIR, name) if saved else ann.load_or_build(store, name, version=version)
+    return ann.load_at(store.location, name) if saved else ann.load_or_build(store, name, version=version)
 
 
 def _shot_layer(

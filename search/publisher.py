@@ -27,6 +27,9 @@ from search.snapshot import Snapshot
 log = logging.getLogger(__name__)
 
 VERSION_WAIT_S = 5.0  # how long a search with `min_version` waits for the index to reach it
+# A gap in the write log with a stale manifest means a writer is mid-run, or died between its commit and its
+# log entry (a replica killed mid-write). Past this long, the reader loads a new base anyway.
+GAP_GRACE_S = 5.0
 
 
 @dataclass
@@ -46,6 +49,7 @@ class Publisher:
         self.vocab = vocab
         self._lock = threading.Lock()  # one snapshot publisher at a time
         self._withheld: list[_Withheld] = []
+        self._gap_since: float | None = None  # when the log first failed to cover the live versions
         if saved_base:  # write-log entries before `_log_seq` are in the snapshot (see indexer.changelog)
             exact, self._log_seq, self.opened_from = live.open_base(store, vocab)
         else:
@@ -66,9 +70,9 @@ class Publisher:
             started = time.time_ns()
             caught_up = self._catch_up(snap, versions, wait_for_writer=True)
             if caught_up is None:
-                return False  # a writer is between its commit and its manifest: wait for it
+                return False  # a writer is between its commit and its manifest: wait for it (a while)
             self._publish(caught_up)
-            self._log_seq = started
+            self._log_seq, self._gap_since = started, None
             if self.auto_compact and compaction.due(caught_up):
                 self._start_compaction()
             return True
@@ -119,9 +123,16 @@ class Publisher:
         change = changelog.covering(changelog.since(self.store, self._log_seq), snap.versions, versions)
         if change is not None and not change.bulk:
             return live.apply(snap, self.store, change, versions)
-        if wait_for_writer and read_manifest(self.store.path).table_versions != versions:
-            return None
+        if wait_for_writer and read_manifest(self.store.location).table_versions != versions:
+            if not self._gap_expired():
+                return None
         return live.load_base(self.store, self.vocab)
+
+    def _gap_expired(self) -> bool:
+        now = time.monotonic()
+        if self._gap_since is None:
+            self._gap_since = now
+        return now - self._gap_since >= GAP_GRACE_S
 
     def _publish(self, exact: Snapshot) -> None:
         """Serve `exact` with the consent changes still being committed applied on top, restrictively."""

@@ -13,12 +13,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from indexer import ann
+from indexer.location import IndexLocation
 from indexer.schema import SceneCol
 from indexer.store import Manifest
 from search.consent import ConsentState, is_eligible
@@ -80,7 +80,7 @@ class ShotLayer:
 
 @dataclass
 class Snapshot:
-    path: Path
+    path: IndexLocation
     manifest: Manifest
     versions: dict[str, int]
     scene_rows: SceneRows

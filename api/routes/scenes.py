@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pathlib
+import tempfile
 from typing import Annotated
 
 from fastapi import APIRouter, Path
@@ -21,13 +23,16 @@ SceneId = Annotated[str, Path(pattern=ID_PATTERN, examples=["scn-0001"])]
 
 
 def _ingest(service: Service, body: ScenesUpsertRequest) -> IndexReport:
-    db = service.settings.db
+    location = service.store.location
+    # media named by API clients must already lie inside the index folder; an index on object storage takes
+    # text-only scenes over the API (media are indexed by `visual-intent index` where the files are)
+    db = location.local_path if location.is_local else pathlib.Path(tempfile.gettempdir()) / "visual-intent-no-media"
     options = IndexOptions(
-        db=db,
+        db=location,
         strict=body.strict,
         text_model=service.engine.text.id,
         use_clip=service.engine.clip is not None,
-        media_root=db,  # media named by API clients must already lie inside the index folder
+        media_root=db,
         progress=False,
         chunk_size=max(1, len(body.scenes)),  # one batch, one transaction: searches see it all at once
         live=True,  # costs what the batch costs: no index rebuild (the serving snapshot takes it as a delta)

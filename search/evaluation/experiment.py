@@ -152,14 +152,15 @@ def experiment_index(spec: ExperimentSpec, db: Path | None, encoders: Encoders |
     if "scenes" not in spec.index and "ads" not in spec.index:
         raise CatalogError(f"experiment '{spec.name}' has no [index] catalog; pass an index with --db")
     with tempfile.TemporaryDirectory(prefix="visual-intent-exp-") as tmp:
+        db = Path(tmp) / "index"
         options = IndexOptions(
-            db=Path(tmp) / "index",
+            db=db,
             use_clip=spec.use_clip,
             media_root=spec.index.get("media_root"),
             progress=False,
         )
         index_catalog(options, spec.index.get("scenes"), spec.index.get("ads"), spec.index.get("consents"), encoders)
-        yield options.db
+        yield db
 
 
 def adhoc_spec(
