@@ -147,7 +147,10 @@ def baseline_tree(ref: str, into: Path) -> Path:
     return into
 
 
-def start_server(db: Path, key: str, log: Path, code: Path = ROOT) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(
+    db: Path | str, key: str, log: Path, code: Path = ROOT, extra_args: list[str] | None = None, wait_s: float = 120
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`visual-intent serve` on a free loopback port (read key `key`), once it answers /v1/health."""
     port = free_port()
     env = {
         **os.environ,
@@ -156,10 +159,11 @@ def start_server(db: Path, key: str, log: Path, code: Path = ROOT) -> tuple[subp
         "PYTHONPATH": str(code),  # this tree's packages win over any installed copy
     }
     command = [sys.executable, "-m", "api", "serve", "--db", str(db), "--host", "127.0.0.1", "--port", str(port)]
+    command += extra_args or []
     with log.open("wb") as sink:  # a file, not a pipe: access logs must never block the server
         server = subprocess.Popen(command, cwd=code, env=env, stdout=sink, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         if server.poll() is not None:
             raise SystemExit(f"the service exited early:\n{log.read_text(errors='replace')[-4000:]}")
@@ -170,7 +174,7 @@ def start_server(db: Path, key: str, log: Path, code: Path = ROOT) -> tuple[subp
             pass
         time.sleep(0.25)
     server.terminate()
-    raise SystemExit("the service did not become healthy within 120 s")
+    raise SystemExit(f"the service did not become healthy within {wait_s:g} s")
 
 
 def check_loopback(url: str) -> str:

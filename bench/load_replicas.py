@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
 import secrets
 import signal
 import subprocess
@@ -57,26 +55,8 @@ def start_moto(port: int) -> subprocess.Popen[bytes]:
 
 
 def serve(db: str, options: dict[str, str], key: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = load_api.free_port()
-    env = {**os.environ, "VISUAL_INTENT_API_KEYS": json.dumps({key: ["read"]}), "HF_HUB_OFFLINE": "1"}
-    env["PYTHONPATH"] = str(ROOT)
-    command = [sys.executable, "-m", "api", "serve", "--db", db, "--port", str(port), "--no-clip"]
-    for name, value in options.items():
-        command += ["--storage-option", f"{name}={value}"]
-    with log.open("wb") as sink:
-        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"replica exited:\n{log.read_text(errors='replace')[-3000:]}")
-        try:
-            if httpx.get(url + "/v1/health", timeout=2).status_code == 200:
-                return server, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    raise SystemExit("replica did not start")
+    extra = ["--no-clip"] + [arg for name, value in options.items() for arg in ("--storage-option", f"{name}={value}")]
+    return load_api.start_server(db, key, log, extra_args=extra, wait_s=180)
 
 
 async def measure(urls: list[str], key: str, clients: int, args: argparse.Namespace, label: str) -> load_api.Level:

@@ -6,6 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from api.settings import Settings
+from indexer.encoders import Encoder
+from indexer.location import IndexLocation
+from indexer.pipeline import Encoders, IndexOptions, index_catalog
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 CATALOG = FIXTURES / "catalog"
@@ -16,6 +19,19 @@ KEYS: dict[str, list[Any]] = {READ_KEY: ["read"], WRITE_KEY: ["write"], ADMIN_KE
 READ = {"X-API-Key": READ_KEY}
 WRITE = {"X-API-Key": WRITE_KEY}
 ADMIN = {"X-API-Key": ADMIN_KEY}
+
+
+def index_fixture_catalog(db: Path | IndexLocation, text_encoder: Encoder) -> None:
+    """The bundled fixture catalog (202 scenes, 70 keyframes, 48 ads, 5 consents) into `db`, text channels only."""
+    options = IndexOptions(db=db, use_clip=False, media_root=FIXTURES, progress=False)
+    report = index_catalog(
+        options,
+        CATALOG / "scenes.jsonl",
+        CATALOG / "ads.jsonl",
+        CATALOG / "consents.jsonl",
+        encoders=Encoders(text_encoder, None, None),
+    )
+    assert report.errors == [] and report.scenes > 0
 
 
 def make_settings(db: Path, **changes: Any) -> Settings:

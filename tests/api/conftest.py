@@ -15,24 +15,15 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from indexer.encoders import SentenceTransformerEncoder
-from indexer.pipeline import Encoders, IndexOptions, index_catalog
 from search.engine import Engine
-from tests.api.api_support import CATALOG, FIXTURES, make_settings
+from tests.api.api_support import index_fixture_catalog, make_settings
 
 
 @pytest.fixture(scope="session")
 def fixture_index(tmp_path_factory: pytest.TempPathFactory, text_encoder: SentenceTransformerEncoder) -> Path:
     """The bundled fixture catalog (202 scenes, 70 keyframes, 48 ads, 5 consents), text channels only."""
     db = tmp_path_factory.mktemp("api") / "index"
-    options = IndexOptions(db=db, use_clip=False, media_root=FIXTURES, progress=False)
-    report = index_catalog(
-        options,
-        CATALOG / "scenes.jsonl",
-        CATALOG / "ads.jsonl",
-        CATALOG / "consents.jsonl",
-        encoders=Encoders(text_encoder, None, None),
-    )
-    assert report.errors == [] and report.scenes > 0
+    index_fixture_catalog(db, text_encoder)
     return db
 
 

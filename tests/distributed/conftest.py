@@ -21,8 +21,7 @@ pytest.importorskip("boto3", reason="needs the distributed extra: pip install -e
 
 from indexer.encoders import SentenceTransformerEncoder
 from indexer.location import IndexLocation
-from indexer.pipeline import Encoders, IndexOptions, index_catalog
-from tests.api.api_support import CATALOG, FIXTURES
+from tests.api.api_support import index_fixture_catalog
 
 BUCKET = "vi-test"
 _copies = itertools.count()
@@ -98,30 +97,18 @@ def s3_server() -> Iterator[S3Server]:
             process.wait()
 
 
-def _index(db: Path | IndexLocation, text_encoder: SentenceTransformerEncoder) -> None:
-    options = IndexOptions(db=db, use_clip=False, media_root=FIXTURES, progress=False)
-    report = index_catalog(
-        options,
-        CATALOG / "scenes.jsonl",
-        CATALOG / "ads.jsonl",
-        CATALOG / "consents.jsonl",
-        encoders=Encoders(text_encoder, None, None),
-    )
-    assert report.errors == [] and report.scenes > 0
-
-
 @pytest.fixture(scope="session")
 def s3_index(s3_server: S3Server, text_encoder: SentenceTransformerEncoder) -> IndexLocation:
     """The fixture catalog indexed into s3://vi-test/fixture (text channels, thumbnails included)."""
     location = s3_server.location("fixture")
-    _index(location, text_encoder)
+    index_fixture_catalog(location, text_encoder)
     return location
 
 
 @pytest.fixture(scope="session")
 def local_index(tmp_path_factory: pytest.TempPathFactory, text_encoder: SentenceTransformerEncoder) -> Path:
     db = tmp_path_factory.mktemp("local") / "index"
-    _index(db, text_encoder)
+    index_fixture_catalog(db, text_encoder)
     return db
 
 
