@@ -154,6 +154,20 @@ def test_learned_fusion_trains_cross_validates_saves_and_ranks(
         model_module.default_model.cache_clear()
 
 
+def test_the_shipped_model_matches_the_code_and_ranks(engine: Engine) -> None:
+    """`search/ltr/models/fusion-v1` (trained by `visual-intent train-fusion` on the fixtures and SciFact) loads
+    with today's features, says what it was trained on, and ranks with `--fusion learned` out of the box."""
+    manifest = json.loads((model_module.MODELS / f"{MODEL_NAME}.json").read_text())
+    assert set(manifest["trained_on"]) == {"fixtures", "scifact"}
+    assert set(manifest["cross_validation"]["held_out_ndcg@10"]["scifact"]) == {"learned", "rrf"}
+    model_module.default_model.cache_clear()
+    try:
+        learned = engine.search("red parka on a snowy mountain", k=5, options=SearchOptions(fusion="learned"), now=NOW)
+    finally:
+        model_module.default_model.cache_clear()
+    assert learned.fusion == "learned" and {s.scene_id for s in learned.scenes[:2]} & {"s1", "s2"}
+
+
 def test_a_model_trained_on_other_features_is_refused(tmp_path: Path) -> None:
     (tmp_path / f"{MODEL_NAME}.txt").write_text("tree\n")
     (tmp_path / f"{MODEL_NAME}.json").write_text(json.dumps({"features": ["something_else"]}))
