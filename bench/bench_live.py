@@ -169,20 +169,21 @@ def _revoke(engine: Engine, revoked: Consent, rows: np.ndarray | None) -> tuple[
 def writes(engine: Engine, db: Path, repeats: int) -> dict[str, Any]:
     encoders = Encoders(engine.text, None, None)
     options = IndexOptions(db=db, text_model=MODEL, use_clip=False, progress=False, live=True, media_root=db)
+    run = int(time.time())  # new ids each run: a rerun on a kept index must not skip unchanged scenes
     out: dict[str, list[float]] = {
         "write_1": [], "write_100": [], "delete_1": [], "revoke_effective": [], "revoke_committed": []
     }  # fmt: skip
     for r in range(repeats):
         for size in (1, 100):
-            batch = [{"scene_id": f"live-{r}-{size}-{i}", "prompt": f"live write {r} {size} {i} neon alpine jacket"}
-                     for i in range(size)]  # fmt: skip
+            prompt = f"live write {r} {size} {{}} neon alpine jacket"
+            batch = [{"scene_id": f"live-{run}-{r}-{size}-{i}", "prompt": prompt.format(i)} for i in range(size)]
             started = time.perf_counter()
             index_catalog(options, Inline("bench", batch, base=db), encoders=encoders)
             engine.refresh()
             out[f"write_{size}"].append(1000 * (time.perf_counter() - started))
             assert batch[0]["scene_id"] in engine.snapshot.row
         started = time.perf_counter()
-        delete_scenes(engine.store, [f"live-{r}-1-0"])
+        delete_scenes(engine.store, [f"live-{run}-{r}-1-0"])
         engine.refresh()
         out["delete_1"].append(1000 * (time.perf_counter() - started))
         persona = f"persona-{r:02d}"
