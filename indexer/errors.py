@@ -63,3 +63,7 @@ class NotFoundError(VisualIntentError):
 
 class VersionNotReachedError(VisualIntentError):
     """A read asked for an index version (`min_version`) this process has not caught up with in time."""
+
+
+class DistributedUnavailableError(VisualIntentError):
+    """The distributed engine (Ray) is not installed, cannot be reached, or lacks what was asked of it."""

@@ -156,10 +156,12 @@ def index_catalog(
     ads_path: Source | None = None,
     consents_path: Source | None = None,
     encoders: Encoders | None = None,
+    scene_ingest: stream.SceneIngest | None = None,
 ) -> IndexReport:
-    """Index a catalog into `options.db`; with `rebuild`, into a fresh folder swapped in at the end."""
+    """Index a catalog into `options.db`; with `rebuild`, into a fresh folder swapped in at the end.
+    `scene_ingest` replaces the in-process scene stream (`stream.ingest_scenes`), e.g. by the Ray engine's."""
     if options.rebuild and options.db.exists():
-        return _rebuild(options, scenes_path, ads_path, consents_path, encoders)
+        return _rebuild(options, scenes_path, ads_path, consents_path, encoders, scene_ingest)
     started = time.perf_counter()
     if options.strict:
         with _timed(None, "validate"):
@@ -177,7 +179,8 @@ def index_catalog(
     versions = store.versions()
     try:
         with store.transaction() if options.strict else nullcontext():  # strict: all or nothing across chunks
-            _ingest(store, options, enc, report, hashes, parents, sizes, scenes_path, ads_path, consents_path)
+            sources = (scenes_path, ads_path, consents_path)
+            _ingest(store, options, enc, report, hashes, parents, sizes, sources, scene_ingest or stream.ingest_scenes)
     except BaseException:
         if created:
             shutil.rmtree(options.db, ignore_errors=True)
@@ -224,6 +227,7 @@ def _rebuild(
     ads_path: Source | None,
     consents_path: Source | None,
     encoders: Encoders | None,
+    scene_ingest: stream.SceneIngest | None,
 ) -> IndexReport:
     staging = options.db.with_name(options.db.name + ".rebuild")
     shutil.rmtree(staging, ignore_errors=True)
@@ -231,7 +235,7 @@ def _rebuild(
     kept_anchors = options.db / provenance.ANCHORS_FILE
     if options.c2pa_trust_anchors is None and kept_anchors.is_file():  # a rebuild keeps the index's trust
         staged = replace(staged, c2pa_trust_anchors=kept_anchors)
-    report = index_catalog(staged, scenes_path, ads_path, consents_path, encoders)
+    report = index_catalog(staged, scenes_path, ads_path, consents_path, encoders, scene_ingest)
     retired = options.db.with_name(options.db.name + ".old")
     options.db.rename(retired)
     staging.rename(options.db)
@@ -260,10 +264,10 @@ def _ingest(
     hashes: dict[str, str],
     parents: dict[str, str],
     sizes: dict[str, int],
-    scenes_path: Source | None,
-    ads_path: Source | None,
-    consents_path: Source | None,
+    sources: tuple[Source | None, Source | None, Source | None],
+    ingest_scenes: stream.SceneIngest,
 ) -> None:
+    scenes_path, ads_path, consents_path = sources
     lineage = catalog.Lineage(parents, set(hashes))
     if consents_path:
         with report.phase("consents"):
@@ -290,7 +294,7 @@ def _ingest(
         )
         bar = tqdm(total=sizes.get(str(scenes_path)), desc="scenes", unit="rows", disable=not options.progress)
         with report.phase("scenes"), bar:
-            stream.ingest_scenes(run, scenes_path, options.chunk_size, bar, on_chunk=report.add_changes)
+            ingest_scenes(run, scenes_path, options.chunk_size, bar, report.add_changes)
         report.scenes, report.shots, report.unchanged = run.written, run.shots, run.skipped
         report.credentials, report.trust_anchors = run.credentials, trust.anchors is not None
         report.errors.extend(run.errors)

@@ -112,6 +112,10 @@ class SceneRun:
         return Encoding(self.text, self.clip, self.infer_context, self.limits, self.workers, self.trust, self.vocab)
 
 
+SceneIngest = Callable[[SceneRun, Source, int, tqdm | None, Callable[[Loaded[Scene]], None] | None], None]
+"""How a run's scenes get into the index: `ingest_scenes` below, or a distributed engine's."""
+
+
 @dataclass
 class Chunk:
     loaded: Loaded[Scene]
