@@ -186,7 +186,7 @@ def test_bad_records_give_the_local_error_report_through_the_cli(tmp_path: Path,
     report = reports["ray"]
     fields = {e.split("field '")[1].split("'")[0] for e in report["errors"]}
     assert {"(line)", "prompt", "scene_id", "media.0", "parent_id", "creative_scene_ids"} <= fields
-    assert report["lineage_gaps"]["count"] == 2  # g1, and m2 whose parent failed to decode
+    assert report["lineage_gaps"]["count"] == 3  # g1; c1 (its parent closed a cycle); m2 (parent failed to decode)
     assert report["changes"] and report["written"]["scenes"] == 7
 
 
