@@ -59,6 +59,16 @@ def _positive(value: int) -> int:
     return value
 
 
+def _engine(value: str) -> str:
+    if value not in ("local", "ray"):
+        raise typer.BadParameter(f"'{value}' is not one of: local, ray")
+    return value
+
+
+def _positive_or_none(value: int | None) -> int | None:
+    return None if value is None else _positive(value)
+
+
 TextModelOption = Annotated[
     str,
     typer.Option(
@@ -121,6 +131,27 @@ def index(
     ] = None,
     storage_option: StorageOption = None,
     unsafe_commits: UnsafeCommitsOption = False,
+    engine: Annotated[
+        str,
+        typer.Option(
+            callback=_engine,
+            help="Where scenes are decoded and encoded: this process, or a Ray Data actor pool (the "
+            "'distributed' extra). Default: local.",
+        ),
+    ] = "local",
+    ray_address: Annotated[
+        str | None, typer.Option(help="With --engine ray: an existing Ray cluster. Default: start a local Ray.")
+    ] = None,
+    encode_actors: Annotated[
+        int | None,
+        typer.Option(
+            callback=_positive_or_none,
+            help="With --engine ray: encode actors. Default: the cluster's CPUs less one (GPU actors: its GPUs).",
+        ),
+    ] = None,
+    gpus_per_actor: Annotated[
+        float, typer.Option(min=0, help="With --engine ray: GPUs per encode actor. Default: 0 (CPU).")
+    ] = 0.0,
 ) -> None:
     """Validate and index a catalog (scenes, ads, consents) into --db. Re-running resumes: unchanged scenes
     are skipped."""
@@ -147,7 +178,15 @@ def index(
         c2pa_trust_anchors=c2pa_trust_anchors,
         c2pa_allowed_ekus=c2pa_allowed_ekus,
     )
-    report = index_catalog(options, scenes, ads, consents)
+    if engine == "ray":
+        from indexer import ray_ingest
+
+        ray_options = ray_ingest.RayOptions(ray_address, encode_actors, gpus_per_actor)
+        report = ray_ingest.index_catalog(options, ray_options, scenes, ads, consents)
+    elif ray_address or encode_actors or gpus_per_actor:
+        raise typer.BadParameter("--ray-address, --encode-actors and --gpus-per-actor need --engine ray")
+    else:
+        report = index_catalog(options, scenes, ads, consents)
     print(render_index_summary(report), file=sys.stderr)
     print(json.dumps(report.to_dict(), indent=2) if as_json else render_report(report))
 

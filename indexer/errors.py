@@ -27,6 +27,10 @@ class RecordError(VisualIntentError):
         who = f" ({record_id})" if record_id else ""
         super().__init__(f"{where}{who}: field '{field}': {reason}")
 
+    def __reduce__(self) -> tuple[type[RecordError], tuple[str, int, str, str, str | None]]:
+        """Pickled by its fields (Ray actors send errors back to the driver)."""
+        return RecordError, (self.source, self.line, self.field, self.reason, self.record_id)
+
 
 class CatalogError(VisualIntentError):
     """A whole catalog was rejected (strict mode, or an unreadable file)."""
@@ -43,6 +47,9 @@ class MediaError(VisualIntentError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+    def __reduce__(self) -> tuple[type[MediaError], tuple[str, str]]:
+        return MediaError, (self.path, self.reason)
 
 
 class IndexMismatchError(VisualIntentError):
@@ -71,3 +78,7 @@ class VersionNotReachedError(VisualIntentError):
 
 class WriteConflictError(VisualIntentError):
     """Another writer (another replica) committed a conflicting change to the same rows at the same time."""
+
+
+class DistributedUnavailableError(VisualIntentError):
+    """The distributed engine (Ray) is not installed, cannot be reached, or lacks what was asked of it."""

@@ -159,11 +159,13 @@ def index_catalog(
     ads_path: Source | None = None,
     consents_path: Source | None = None,
     encoders: Encoders | None = None,
+    scene_ingest: stream.SceneIngest | None = None,
 ) -> IndexReport:
-    """Index a catalog into `options.db`; with `rebuild`, into a fresh folder swapped in at the end."""
+    """Index a catalog into `options.db`; with `rebuild`, into a fresh folder swapped in at the end.
+    `scene_ingest` replaces the in-process scene stream (`stream.ingest_scenes`), e.g. by the Ray engine's."""
     location = IndexLocation.of(options.db)
     if options.rebuild and (location.exists(MANIFEST) or (location.is_local and location.local_path.exists())):
-        return _rebuild(options, scenes_path, ads_path, consents_path, encoders)
+        return _rebuild(options, scenes_path, ads_path, consents_path, encoders, scene_ingest)
     started = time.perf_counter()
     if options.strict:
         with _timed(None, "validate"):
@@ -181,7 +183,8 @@ def index_catalog(
     versions = store.versions()
     try:
         with store.transaction() if options.strict else nullcontext():  # strict: all or nothing across chunks
-            _ingest(store, options, enc, report, hashes, parents, sizes, scenes_path, ads_path, consents_path)
+            sources = (scenes_path, ads_path, consents_path)
+            _ingest(store, options, enc, report, hashes, parents, sizes, sources, scene_ingest or stream.ingest_scenes)
     except BaseException:
         if created:
             location.delete_tree()
@@ -228,6 +231,7 @@ def _rebuild(
     ads_path: Source | None,
     consents_path: Source | None,
     encoders: Encoders | None,
+    scene_ingest: stream.SceneIngest | None,
 ) -> IndexReport:
     if not IndexLocation.of(options.db).is_local:
         raise VisualIntentError(
@@ -241,7 +245,7 @@ def _rebuild(
     kept_anchors = db / provenance.ANCHORS_FILE
     if options.c2pa_trust_anchors is None and kept_anchors.is_file():  # a rebuild keeps the index's trust
         staged = replace(staged, c2pa_trust_anchors=kept_anchors)
-    report = index_catalog(staged, scenes_path, ads_path, consents_path, encoders)
+    report = index_catalog(staged, scenes_path, ads_path, consents_path, encoders, scene_ingest)
     retired = db.with_name(db.name + ".old")
     db.rename(retired)
     staging.rename(db)
@@ -271,10 +275,10 @@ def _ingest(
     hashes: dict[str, str],
     parents: dict[str, str],
     sizes: dict[str, int],
-    scenes_path: Source | None,
-    ads_path: Source | None,
-    consents_path: Source | None,
+    sources: tuple[Source | None, Source | None, Source | None],
+    ingest_scenes: stream.SceneIngest,
 ) -> None:
+    scenes_path, ads_path, consents_path = sources
     lineage = catalog.Lineage(parents, set(hashes))
     if consents_path:
         with report.phase("consents"):
@@ -301,7 +305,7 @@ def _ingest(
         )
         bar = tqdm(total=sizes.get(str(scenes_path)), desc="scenes", unit="rows", disable=not options.progress)
         with report.phase("scenes"), bar:
-            stream.ingest_scenes(run, scenes_path, options.chunk_size, bar, on_chunk=report.add_changes)
+            ingest_scenes(run, scenes_path, options.chunk_size, bar, report.add_changes)
         report.scenes, report.shots, report.unchanged = run.written, run.shots, run.skipped
         report.credentials, report.trust_anchors = run.credentials, trust.anchors is not None
         report.errors.extend(run.errors)
