@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -103,6 +104,16 @@ def s3_index(s3_server: S3Server, text_encoder: SentenceTransformerEncoder) -> I
     location = s3_server.location("fixture")
     index_fixture_catalog(location, text_encoder)
     return location
+
+
+@pytest.fixture(scope="session")
+def local_ray() -> Iterator[Any]:
+    """One local Ray for the whole session, as a CI machine has it: 2 CPUs, no dashboard."""
+    pytest.importorskip("ray", reason="needs the distributed extra: pip install -e '.[distributed]'")
+    from indexer import ray_ingest
+
+    with ray_ingest.ray_session(ray_ingest.RayOptions(num_cpus=2)) as session:
+        yield session
 
 
 @pytest.fixture(scope="session")

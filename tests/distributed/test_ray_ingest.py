@@ -4,7 +4,6 @@ every table, the same thumbnails, write log, error report and search results; a 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -31,13 +30,6 @@ CATALOG = FIXTURES / "catalog"
 CHUNK = 64  # four chunks of the 202 fixture scenes, each spread over two actors
 KEYS = {SCENES: ("scene_id",), SHOTS: (ShotCol.SCENE, ShotCol.INDEX), ADS: ("ad_id",), CONSENTS: ("persona_id",)}
 VECTORS = {"text_vec", "clip_vec"}  # MiniLM batches differ between the paths: equal to float rounding
-
-
-@pytest.fixture(scope="session")
-def local_ray() -> Iterator[Any]:
-    """One local Ray for the whole session, as a CI machine has it: 2 CPUs, no dashboard."""
-    with ray_ingest.ray_session(ray_ingest.RayOptions(num_cpus=2)) as session:
-        yield session
 
 
 @pytest.fixture(scope="module")
