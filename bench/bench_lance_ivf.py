@@ -112,6 +112,7 @@ def main() -> None:
 
     import lancedb
     import pyarrow as pa
+    from lancedb.index import IvfPq
 
     keys, vectors = _vectors(args.db)
     qs = _query_vectors(args.queries)
@@ -134,8 +135,8 @@ def main() -> None:
         result["upload_s"] = round(time.perf_counter() - started, 1)
         started = time.perf_counter()
         sub = vectors.shape[1] // 8
-        table.create_index(metric="cosine", vector_column_name="vector", num_partitions=args.partitions,
-                           num_sub_vectors=sub)  # fmt: skip
+        config = IvfPq(distance_type="cosine", num_partitions=args.partitions, num_sub_vectors=sub)
+        table.create_index("vector", config=config)
         result["ivf_pq_build_s"] = round(time.perf_counter() - started, 1)
         result["ivf_pq"] = {"partitions": args.partitions, "sub_vectors": sub}
         variants = {"faiss_in_memory": ["--db", str(args.db), "--phase", "faiss"]}
