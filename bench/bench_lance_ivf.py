@@ -33,7 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench_live import MODEL, queries, rss_gb  # noqa: E402
 from load_api import free_port  # noqa: E402
-from load_replicas import OPTIONS, start_moto  # noqa: E402
+from load_replicas import BUCKET  # noqa: E402
+from local_stack import start_s3  # noqa: E402
 
 from indexer import ann  # noqa: E402
 from indexer.encoders import load_text_encoder  # noqa: E402
@@ -74,10 +75,10 @@ def phase_faiss(db: Path, n: int) -> dict[str, Any]:
     return {"times": times, "hits": hits, "rss_gb": rss_gb(), "params": layer.params}
 
 
-def phase_lance(uri: str, endpoint: str, n: int, nprobes: int, refine: int) -> dict[str, Any]:
+def phase_lance(uri: str, options: dict[str, str], n: int, nprobes: int, refine: int) -> dict[str, Any]:
     import lancedb
 
-    table = lancedb.connect(uri, storage_options={**OPTIONS, "aws_endpoint": endpoint}).open_table(TABLE)
+    table = lancedb.connect(uri, storage_options=options).open_table(TABLE)
 
     def search(q: np.ndarray) -> list[str]:
         out = table.search(q).nprobes(nprobes).refine_factor(refine).select(["scene_id"]).limit(10).to_arrow()
@@ -99,7 +100,7 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=256)
     parser.add_argument("--phase", choices=["faiss", "lance"], help=argparse.SUPPRESS)
     parser.add_argument("--uri", help=argparse.SUPPRESS)
-    parser.add_argument("--endpoint", help=argparse.SUPPRESS)
+    parser.add_argument("--options", help=argparse.SUPPRESS)  # JSON storage options
     parser.add_argument("--nprobes", type=int, default=20)
     parser.add_argument("--refine", type=int, default=10)
     args = parser.parse_args()
@@ -107,7 +108,7 @@ def main() -> None:
         print(json.dumps(phase_faiss(args.db, args.queries)))
         return
     if args.phase == "lance":
-        print(json.dumps(phase_lance(args.uri, args.endpoint, args.queries, args.nprobes, args.refine)))
+        print(json.dumps(phase_lance(args.uri, json.loads(args.options), args.queries, args.nprobes, args.refine)))
         return
 
     import lancedb
@@ -118,13 +119,11 @@ def main() -> None:
     qs = _query_vectors(args.queries)
     exact = ann.exact_search(vectors, qs, 10)
     port = free_port()
-    moto = start_moto(port)
-    endpoint = f"http://127.0.0.1:{port}"
-    options = {**OPTIONS, "aws_endpoint": endpoint}
+    moto, options = start_s3(port, BUCKET, quiet=True)
     position = {k: i for i, k in enumerate(keys)}
     result: dict[str, Any] = {"rows": len(keys), "encoder": f"{MODEL} (stand-in, NOT semantic)"}
     try:
-        uri = "s3://vi-bench/ivf"
+        uri = f"s3://{BUCKET}/ivf"
         db = lancedb.connect(uri, storage_options=options)
         data = pa.table({
             "scene_id": pa.array(keys),
@@ -142,7 +141,7 @@ def main() -> None:
         variants = {"faiss_in_memory": ["--db", str(args.db), "--phase", "faiss"]}
         for nprobes, refine in ((10, 1), (20, 10), (40, 10)):
             variants[f"lance_ivf_pq_s3_nprobes{nprobes}_refine{refine}"] = [
-                "--db", str(args.db), "--phase", "lance", "--uri", uri, "--endpoint", endpoint,
+                "--db", str(args.db), "--phase", "lance", "--uri", uri, "--options", json.dumps(options),
                 "--nprobes", str(nprobes), "--refine", str(refine),
             ]  # fmt: skip
         for name, child_args in variants.items():

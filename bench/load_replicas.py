@@ -25,33 +25,13 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
 import load_api  # noqa: E402
+from local_stack import start_s3  # noqa: E402
 
 ROOT = load_api.ROOT
-OPTIONS = {"allow_http": "true", "region": "us-east-1", "aws_access_key_id": "test", "aws_secret_access_key": "test"}
-
-
-def start_moto(port: int) -> subprocess.Popen[bytes]:
-    import boto3
-
-    moto = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}", timeout=1)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    boto3.client(
-        "s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
-        aws_access_key_id="test", aws_secret_access_key="test",
-    ).create_bucket(Bucket="vi-bench")  # fmt: skip
-    return moto
+BUCKET = "vi-bench"
 
 
 def serve(db: str, options: dict[str, str], key: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -114,13 +94,13 @@ def main() -> None:
     args = parser.parse_args()
     key = secrets.token_urlsafe(24)
     port = load_api.free_port()
-    options = {"aws_endpoint": f"http://127.0.0.1:{port}", **OPTIONS}
-    children: list[subprocess.Popen[bytes]] = [start_moto(port)]
+    moto, options = start_s3(port, BUCKET, quiet=True)
+    children: list[subprocess.Popen[bytes]] = [moto]
     try:
         with tempfile.TemporaryDirectory(prefix="vi-replicas-") as tmp:
             local = Path(tmp) / "index"
             load_api.build_fixture_index(local, "st:all-MiniLM-L6-v2")
-            remote = "s3://vi-bench/index"
+            remote = f"s3://{BUCKET}/index"
             from indexer.location import IndexLocation
             from indexer.pipeline import IndexOptions, index_catalog
 

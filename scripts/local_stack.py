@@ -56,6 +56,26 @@ def _options(endpoint: str) -> dict[str, str]:
     }
 
 
+def start_s3(port: int, bucket: str, quiet: bool = False) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
+    """moto's S3 server on 127.0.0.1:`port` with one bucket; its storage options (LanceDB's names)."""
+    import boto3
+
+    sink = subprocess.DEVNULL if quiet else None
+    moto = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=sink, stderr=sink
+    )
+    _wait(port, moto, "moto", 30)
+    options = _options(f"http://127.0.0.1:{port}")
+    boto3.client(
+        "s3",
+        endpoint_url=options["aws_endpoint"],
+        region_name=options["region"],
+        aws_access_key_id=options["aws_access_key_id"],
+        aws_secret_access_key=options["aws_secret_access_key"],
+    ).create_bucket(Bucket=bucket)
+    return moto, options
+
+
 def _storage_flags(options: dict[str, str]) -> list[str]:
     return [arg for key, value in options.items() for arg in ("--storage-option", f"{key}={value}")]
 
@@ -70,8 +90,6 @@ def main() -> None:
     args = parser.parse_args()
     if len(args.bucket) < 3:
         parser.error("bucket names need at least 3 characters")
-
-    import boto3
 
     port = args.port or _free_port()
     endpoint = f"http://127.0.0.1:{port}"
@@ -90,17 +108,8 @@ def main() -> None:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)])
+    moto, options = start_s3(port, args.bucket)
     children.append(moto)
-    _wait(port, moto, "moto", 30)
-    options = _options(endpoint)
-    boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name=options["region"],
-        aws_access_key_id=options["aws_access_key_id"],
-        aws_secret_access_key=options["aws_secret_access_key"],
-    ).create_bucket(Bucket=args.bucket)
     db = f"s3://{args.bucket}/demo"
     flags = " ".join(shlex.quote(f) for f in _storage_flags(options))
     _say(f"S3 (moto) at {endpoint}, bucket {args.bucket}\n")
