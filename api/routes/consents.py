@@ -26,7 +26,7 @@ def _store(service: Service, consent: Consent) -> ConsentPublic:
         scopes=list(consent.scopes),
         expires_at=consent.expires_at,
         revoked_at=consent.revoked_at,
-        index_versions=dict(service.snapshot.versions),
+        index_versions=service.written_versions(),
     )
 
 

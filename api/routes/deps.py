@@ -56,6 +56,14 @@ class Service:
                     self.metrics.refreshes.inc()
                 self.metrics.writes.labels(kind).inc()
 
+    def written_versions(self) -> dict[str, int]:
+        """The table versions a write response reports: the committed ones where the serving snapshot lags
+        behind them. It lags when another writer died between its commit and its log entry (held back for up to
+        the publisher's grace period); a search passing this as `min_version` then waits through that gap
+        instead of being served a snapshot without this write."""
+        served = self.snapshot.versions
+        return {name: max(version, served.get(name, 0)) for name, version in self.store.versions().items()}
+
     def refresh_if_settled(self) -> bool:
         """Pick up writes made outside this service (another `serve` or `visual-intent index` on the folder):
         logged writes are applied as a delta, anything else once its writer has saved the manifest."""

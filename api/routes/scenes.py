@@ -60,7 +60,7 @@ def upsert_scenes(body: ScenesUpsertRequest, service: ServiceDep, _: WriteAccess
         rejected=record_details(report.errors),
         changes=report.changes.to_list(),
         lineage_gaps=report.lineage_gaps,
-        index_versions=dict(service.snapshot.versions),
+        index_versions=service.written_versions(),
     )
 
 
@@ -84,7 +84,7 @@ def delete_scene(scene_id: SceneId, service: ServiceDep, _: WriteAccess) -> Scen
     removed = service.write("delete_scene", lambda: delete_scenes(service.store, [scene_id]))
     if not removed:
         raise ApiError(404, "not_found", f"no scene '{scene_id}' in the index")
-    return SceneDeletedPublic(scene_id=scene_id, deleted=True, index_versions=dict(service.snapshot.versions))
+    return SceneDeletedPublic(scene_id=scene_id, deleted=True, index_versions=service.written_versions())
 
 
 @router.get(

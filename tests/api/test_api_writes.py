@@ -14,9 +14,11 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from indexer import changelog
 from indexer.pipeline import put_consents
 from indexer.schema import Consent
 from indexer.store import Store
+from search.publisher import GAP_GRACE_S
 from tests.api.api_support import ADMIN, CATALOG, FIXTURES, READ, WRITE, assert_error
 
 
@@ -204,6 +206,26 @@ def test_revocation_applies_to_the_very_next_search_and_ads(writer: TestClient) 
     granted = writer.put(f"/v1/consents/{persona}", json={"scopes": ["search", "ads"]}, headers=ADMIN)
     assert granted.status_code == 200 and granted.json()["revoked_at"] is None
     assert ad["ad_id"] in ads()
+
+
+def test_a_retried_batch_after_an_unlogged_commit_is_read_with_its_min_version(
+    index_copy: Path, app_factory: Callable[..., TestClient]
+) -> None:
+    """Another replica committed the batch and died before its log entry: this replica's serving snapshot
+    holds that commit back for a grace period, and the retry here finds the batch already stored (nothing to
+    write). Its response must still report the committed versions, so that a search passing them as
+    `min_version` waits through the gap instead of being served a snapshot without the batch."""
+    retrying = app_factory(index_copy, version_wait_s=GAP_GRACE_S + 1)  # the default waits as long as the grace
+    batch = {"scenes": [_scene("api-after-gap")]}
+    manifest = (index_copy / "manifest.json").read_bytes()
+    assert app_factory(index_copy).post("/v1/scenes", json=batch, headers=WRITE).status_code == 200
+    # as if that replica died after its commit: neither its log entry nor its manifest were written
+    changelog.table(Store.open(index_copy)).delete("true")
+    (index_copy / "manifest.json").write_bytes(manifest)
+    retried = retrying.post("/v1/scenes", json=batch, headers=WRITE)
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["index_versions"] == Store.open(index_copy).versions()
+    assert "api-after-gap" in _ids(retrying, query="quokka mascot thermos", min_version=retried.json()["index_version"])
 
 
 def test_consent_validation(writer: TestClient) -> None:
