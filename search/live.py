@@ -182,7 +182,10 @@ def _apply_scenes(snap: Snapshot, store: Store, ids: list[str], versions: dict[s
     columns = scene_rows.columns()
     id_rows = snap.id_rows.extend(written)
     parents = table.column(SceneCol.PARENT).to_pylist()
-    children = {p: (*snap.children_of.get(p, ()), s) for s, p in zip(written, parents, strict=True) if p}
+    children: dict[str, tuple[str, ...]] = {}
+    for s, p in zip(written, parents, strict=True):
+        if p:  # several scenes of one batch may share a parent: each joins its children
+            children[p] = (*children.get(p, snap.children_of.get(p, ())), s)
     children_of = snap.children_of.with_changes(children)
     family = np.concatenate([snap.family, np.arange(start, end, dtype=np.int64)])
     affected = set(range(start, end)) | _descendant_rows(ids, children_of, row, columns[SceneCol.PARENT])

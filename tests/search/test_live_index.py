@@ -146,6 +146,22 @@ TestLiveIndex.settings = settings(
 )
 
 
+def test_siblings_written_in_one_batch_follow_their_replaced_parent(tmp_path: Path) -> None:
+    """Two remixes of s10 arrive in one batch, then s10 is replaced (a new row): both must move to the new
+    row's family, as a fresh load puts them (a batch once recorded only its last child per parent)."""
+    db = tmp_path / "index"
+    engine = _start(db)
+    _write(db, [_scene(100, ["neon", "city", "snow"], None, 10), _scene(101, ["city", "snow", "neon"], None, 10)])
+    engine.refresh()
+    _write(db, [_scene(10, ["beach", "alps"], "p-b", None)])
+    engine.refresh()
+    snap = engine.snapshot
+    assert [snap.family[snap.row[s]] for s in ("s100", "s101")] == [snap.row["s10"]] * 2
+    assert snap.children("s10") == ["s100", "s101"]
+    truth = _fresh(db)
+    assert _ranking(engine, "full+collapse", T0) == _ranking(truth, "full+collapse", T0)
+
+
 def test_readers_never_see_half_a_batch(tmp_path: Path) -> None:
     """Batches of 3 land while a compaction runs; every snapshot a reader takes holds all of a batch or none."""
     engine = _start(tmp_path / "index")
