@@ -2,7 +2,7 @@
 
 The mask (consent eligibility, structured filters, tombstones) is applied inside retrieval: the vector
 layers skip excluded rows through a FAISS bitmap selector and an exact scan of the delta (`search.vectors`);
-full-text search over-fetches by the number of excluded rows and drops them before anything is ranked
+full-text search over-fetches by the share of rows excluded and drops them before anything is ranked
 downstream. No user text reaches a LanceDB filter string.
 """
 
@@ -58,22 +58,31 @@ def clip_text(snap: Snapshot, query_vec: np.ndarray, allowed: np.ndarray, depth:
 
 
 def full_text(snap: Snapshot, text: str, allowed: np.ndarray, depth: int) -> ChannelResult:
-    """BM25 over the scene document text through LanceDB's native full-text index (at the snapshot's version)."""
+    """BM25 over the scene document text through LanceDB's native full-text index (at the snapshot's version).
+
+    Hits the mask excludes are dropped, so the first request over-fetches by the share of rows it excludes
+    (a few percent usually: its cost follows `depth`, not the catalog); when too few hits survive, it asks
+    again for four times as many, up to `FTS_MAX_FETCH` (a filter that leaves few rows may then return fewer
+    than `depth`; the vector channels search those rows exactly)."""
     from lancedb.query import MatchQuery
 
     if not text.strip() or not len(snap):
         return ChannelResult.empty("fts")
-    excluded = int((~allowed).sum())
-    limit = min(depth + excluded, max(depth, FTS_MAX_FETCH))
-    query = MatchQuery(text, SceneCol.DOC)
-    hits = snap.scenes_table.search(query, query_type="fts").select([SceneCol.ID, "_score"]).limit(limit).to_list()
-    rows, scores = [], []
-    for hit in hits:
-        row = snap.row.get(hit[SceneCol.ID])
-        if row is not None and allowed[row]:
-            rows.append(row)
-            scores.append(hit["_score"])
-    return ChannelResult("fts", np.array(rows[:depth], np.int64), np.array(scores[:depth], np.float32))
+    share = max(float(np.count_nonzero(allowed)) / len(allowed), 1e-6)
+    limit = min(int(depth / share * 1.1) + 8, max(depth, FTS_MAX_FETCH))
+    while True:
+        query = MatchQuery(text, SceneCol.DOC)
+        hits = snap.scenes_table.search(query, query_type="fts").select([SceneCol.ID, "_score"]).limit(limit)
+        table = hits.to_arrow()
+        found = [snap.row.get(sid) for sid in table.column(SceneCol.ID).to_pylist()]
+        rows = np.array([-1 if r is None else r for r in found], dtype=np.int64)
+        keep = rows >= 0
+        keep[keep] = allowed[rows[keep]]
+        if np.count_nonzero(keep) >= depth or table.num_rows < limit or limit >= FTS_MAX_FETCH:
+            break
+        limit = min(limit * 4, FTS_MAX_FETCH)
+    scores = table.column("_score").to_numpy().astype(np.float32)
+    return ChannelResult("fts", rows[keep][:depth], scores[keep][:depth])
 
 
 def ad_keyword_hits(snap: Snapshot, text: str, limit: int) -> list[tuple[str, float]]:
@@ -89,9 +98,10 @@ def ad_keyword_hits(snap: Snapshot, text: str, limit: int) -> list[tuple[str, fl
 
 def slots(terms: Sequence[evidence.SlotTerm], candidates: np.ndarray) -> ChannelResult:
     """Slot agreement over `candidates` (rows the retrieval channels found; see `search.evidence`)."""
-    score = evidence.agreement(terms)
-    if not len(score) or not len(candidates):
+    if not terms or not len(candidates):
         return ChannelResult.empty("slots")
-    rows = candidates[score[candidates] > 0]
-    order = rows[np.argsort(-score[rows], kind="stable")]
-    return ChannelResult("slots", order.astype(np.int64), score[order].astype(np.float32))
+    score = evidence.agreement(terms, candidates)
+    matching = score > 0
+    rows, score = candidates[matching], score[matching]
+    order = np.argsort(-score, kind="stable")
+    return ChannelResult("slots", rows[order].astype(np.int64), score[order].astype(np.float32))

@@ -87,9 +87,13 @@ class Retrieval:
     terms: list[evidence.SlotTerm]  # the frame's slot values matched against every row
     visible: np.ndarray  # eligible for the use by consent, before credential requirements and filters
 
-    def agreement(self) -> np.ndarray | None:
-        """Which slot terms each row matches (terms x rows), or None when the frame asks nothing."""
-        return np.stack([t.match for t in self.terms]) if self.terms else None
+    def matched_terms(self, rows: np.ndarray) -> dict[int, bytes] | None:
+        """Which of the frame's slot terms each of `rows` matches, one comparable key per row (None when the
+        frame asks nothing); sized by the rows asked about, not the catalog."""
+        if not self.terms:
+            return None
+        matrix = np.stack([t.match[rows] for t in self.terms], axis=1)
+        return {int(r): m.tobytes() for r, m in zip(rows, matrix, strict=True)}
 
 
 class Engine:
@@ -294,7 +298,7 @@ class Engine:
         ]
         ranked.sort(key=lambda c: (-c.score, snap.ids[c.row]))
         if options.collapse:
-            ranked = rerank.collapse(snap, ranked, found.allowed, found.agreement())
+            ranked = rerank.collapse(snap, ranked, found.allowed, found.matched_terms(rows))
         if options.mmr_lambda is not None:
             ranked = rerank.mmr(snap, ranked, k, options.mmr_lambda)
         return ranked

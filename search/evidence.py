@@ -77,13 +77,16 @@ def _known(snap: Snapshot, slot: str, values: Codes | MultiHot) -> np.ndarray:
     return known
 
 
-def agreement(terms: Sequence[SlotTerm]) -> np.ndarray:
-    """Confidence-weighted agreement per row, in [0, 1], over the full weight asked (0 when nothing is asked)."""
+def agreement(terms: Sequence[SlotTerm], rows: np.ndarray) -> np.ndarray:
+    """Confidence-weighted agreement of each of `rows`, in [0, 1], over the full weight asked (0 when nothing
+    is asked). Sized by the rows asked about (the candidates), not the catalog."""
+    score = np.zeros(len(rows), dtype=np.float32)
     if not terms:
-        return np.zeros(0, dtype=np.float32)
+        return score
     total = max(sum(t.weight for t in terms), MIN_TOTAL_WEIGHT)
-    score = sum(t.weight * t.confidence * t.match.astype(np.float32) for t in terms)
-    return np.asarray(score, dtype=np.float32) / np.float32(total)
+    for t in terms:
+        score += np.float32(t.weight * t.confidence) * t.match[rows]
+    return score / np.float32(total)
 
 
 def candidate_rows(

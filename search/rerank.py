@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -74,11 +75,11 @@ COLLAPSE_TEXT_SIMILARITY = 0.8  # cosine of the scenes' text vectors
 SCENARIO_COLUMNS = (SceneCol.SETTING, SceneCol.TIME, SceneCol.WEATHER)
 
 
-def _near_duplicate(snap: Snapshot, rep: Candidate, cand: Candidate, agreement: np.ndarray | None) -> bool:
+def _near_duplicate(snap: Snapshot, rep: Candidate, cand: Candidate, matched: Mapping[int, bytes] | None) -> bool:
     cols = snap.columns
     if any(cols[c][rep.row] != cols[c][cand.row] for c in SCENARIO_COLUMNS):
         return False
-    if agreement is not None and not np.array_equal(agreement[:, rep.row], agreement[:, cand.row]):
+    if matched is not None and matched[rep.row] != matched[cand.row]:
         return False
     if cand.score < (1.0 - COLLAPSE_SCORE_MARGIN) * rep.score:
         return False
@@ -86,12 +87,12 @@ def _near_duplicate(snap: Snapshot, rep: Candidate, cand: Candidate, agreement: 
 
 
 def collapse(
-    snap: Snapshot, ranked: list[Candidate], allowed: np.ndarray, agreement: np.ndarray | None = None
+    snap: Snapshot, ranked: list[Candidate], allowed: np.ndarray, matched: Mapping[int, bytes] | None = None
 ) -> list[Candidate]:
     """Fold near-duplicate remixes into the best-ranked member they duplicate; they are listed as its variants.
 
-    `agreement`: which of the query's slot terms each row matches (terms x rows, bool), or None when the query
-    asked no slots. Family members that are distinct scenarios for this query stay results of their own; an
+    `matched`: which of the query's slot terms each ranked row matches (`Retrieval.matched_terms`), or None when
+    the query asked no slots. Family members that are distinct scenarios for this query stay results of their own; an
     ineligible member is never listed (the ranking holds only allowed rows)."""
     kept: dict[int, list[Candidate]] = {}  # family -> its representatives so far
     out = []
@@ -99,7 +100,7 @@ def collapse(
         if not allowed[cand.row]:
             continue
         reps = kept.setdefault(int(snap.family[cand.row]), [])
-        rep = next((r for r in reps if _near_duplicate(snap, r, cand, agreement)), None)
+        rep = next((r for r in reps if _near_duplicate(snap, r, cand, matched)), None)
         if rep is None:
             reps.append(cand)
             out.append(cand)

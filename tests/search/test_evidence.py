@@ -94,12 +94,13 @@ def test_collapse_folds_near_duplicates_and_keeps_other_scenarios(engine: Engine
     assert {"s7", "s9", "s10"} <= set(flat)
 
 
-def test_agreement_matrix_matches_the_explained_slots(engine: Engine) -> None:
+def test_matched_terms_match_the_explained_slots(engine: Engine) -> None:
     found = engine.retrieve("sneakers on a rooftop at dawn", now=NOW)
-    agreement = found.agreement()
-    assert agreement is not None and agreement.shape == (len(found.terms), len(engine.snapshot))
-    row = engine.snapshot.row["s7"]
-    assert bool(np.all(agreement[:, row]))  # s7 matches category, setting and time
+    rows = np.array([engine.snapshot.row[s] for s in ("s7", "s10")])
+    matched = found.matched_terms(rows)
+    assert matched is not None and len(found.terms) >= 3
+    assert matched[int(rows[0])] == b"\x01" * len(found.terms)  # s7 matches category, setting and time
+    assert matched[int(rows[1])] != matched[int(rows[0])]  # s10 is the night remix: its time differs
 
 
 JUDGED = {  # a few graded queries over the small catalog, for learned fusion
