@@ -25,6 +25,7 @@ from indexer.errors import IndexMismatchError, IndexNotFoundError, WriteConflict
 from indexer.location import IndexLocation
 
 log = logging.getLogger(__name__)
+READERS_KEPT = 8  # read-only handles at fixed versions (`Store.reader`)
 MANIFEST = "manifest.json"
 # Lance records the keys a merge-insert adds when its ON column carries this field metadata, so two writers
 # inserting the same new id concurrently conflict (and Lance retries one as an update) instead of both
@@ -107,6 +108,8 @@ class Store:
         # locally, one LIST on object storage), which also makes opening a handle cheap enough to do per call
         self.db = lancedb.connect(**self.location.connect_args(TABLES_DIR), read_consistency_interval=timedelta(0))
         self._handles: dict[str, Any] = {}
+        self._readers: dict[tuple[str, int], Any] = {}  # see `reader`
+        self._seen: dict[str, int] = {}  # the versions last read
         self._transactions: list[dict[str, set[int]]] = []  # versions committed inside each open transaction
         self._schemas = {
             schema.SCENES: _keyed(schema.scenes_schema(manifest.text_dim, manifest.clip_dim), schema.SceneCol.ID),
@@ -156,16 +159,38 @@ class Store:
         handle.checkout(version)
         return handle
 
+    def reader(self, name: str, version: int) -> Any:
+        """A shared read-only handle checked out at `version`. A version never changes, so the last few are kept
+        (a write's reader re-reads and the next snapshot's searches share one; opening costs a few ms). Never
+        write or restore through it (see `pinned`)."""
+        key = (name, int(version))
+        handle = self._readers.get(key)
+        if handle is None:
+            handle = self._readers[key] = self.pinned(name, version)
+            while len(self._readers) > READERS_KEPT:
+                self._readers.pop(next(iter(self._readers)))
+        return handle
+
     def versions(self) -> dict[str, int]:
         try:
-            return {name: int(self.table(name).version) for name in schema.TABLES}
+            current = {name: int(self.table(name).version) for name in schema.TABLES}
         except Exception:  # the folder was replaced (a rebuild swapped it in): open the tables again
             self._handles.clear()
-            return {name: int(self.table(name).version) for name in schema.TABLES}
+            current = {name: int(self.table(name).version) for name in schema.TABLES}
+        if any(current[name] < self._seen.get(name, 0) for name in current):
+            self._readers.clear()  # a rebuilt folder numbers its versions anew: kept readers are of the old one
+        self._seen = current
+        return current
 
-    def save_manifest(self) -> None:
+    @property
+    def last_versions(self) -> dict[str, int]:
+        """The table versions this store read last (no LanceDB call; `versions` reads them)."""
+        return self._seen or self.versions()
+
+    def save_manifest(self, versions: dict[str, int] | None = None) -> None:
+        """Save the manifest with the table versions it reflects (`versions`, when the caller just read them)."""
         self.manifest.updated_at = datetime.now(timezone.utc).isoformat()
-        self.manifest.table_versions = self.versions()
+        self.manifest.table_versions = versions or self.versions()
         self.location.write_json(MANIFEST, asdict(self.manifest))
 
     def ids(self, name: str) -> list[str]:
@@ -174,7 +199,7 @@ class Store:
 
     def columns(self, name: str, cols: list[str], where: str | None = None, version: int | None = None) -> pa.Table:
         """Read some columns of every row (or of the rows matching `where`), at `version` or the latest."""
-        table = self.table(name) if version is None else self.pinned(name, version)
+        table = self.table(name) if version is None else self.reader(name, version)
         query = table.search().select(cols)
         if where:
             query = query.where(where)
@@ -274,10 +299,11 @@ class Store:
             frame.setdefault(name, set()).add(int(version) if version is not None else -1)
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Restore every table to its version before the block if the block raises. A table another writer (a
-        replica) committed to meanwhile is left as it is: restoring it would undo that writer's commit."""
-        before = self.versions()
+    def transaction(self, before: dict[str, int] | None = None) -> Iterator[None]:
+        """Restore every table to its version before the block (`before`, when the caller just read them) if
+        the block raises. A table another writer (a replica) committed to meanwhile is left as it is: restoring
+        it would undo that writer's commit."""
+        before = before or self.versions()
         ours: dict[str, set[int]] = {}
         self._transactions.append(ours)
         try:

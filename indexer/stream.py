@@ -270,11 +270,11 @@ def write_chunk(run: SceneRun, chunk: Chunk, builds: list[SceneBuild], progress:
     vectors = np.stack(kept_vectors) if kept_vectors else np.zeros((0, run.text.dim), np.float32)
     shot_rows = [row for b in kept for row in b.shots]
     new = [i for i, b in enumerate(kept) if b.scene_id not in run.stored_hashes]
-    with changelog.logged(run.store) as pending_change, run.store.transaction():
+    with changelog.logged(run.store) as pending_change, run.store.transaction(pending_change.before):
         pending_change.scenes.update(b.scene_id for b in builds)
         run.store.replace_shots([b.scene_id for b in builds], shot_rows)  # shots first: see the module docstring
         run.store.write_scenes(scene_rows, vectors, new)
-    run.store.save_manifest()
+    run.store.save_manifest(pending_change.after)
     run.stored_hashes.update({b.scene_id: chunk.hashes[b.scene_id] for b in kept})
     run.written += len(scene_rows)
     run.shots += len(shot_rows)

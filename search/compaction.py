@@ -28,12 +28,26 @@ DELTA_FRACTION = 0.10  # ... or this share of the base, whichever is smaller
 MIN_DELTA_ROWS = 1_000  # (small indexes: a delta this small costs nothing to scan)
 DEAD_FRACTION = 0.20  # or once this share of all rows are tombstones
 CLEANUP_AFTER = timedelta(minutes=10)  # older LanceDB versions (and their index files) are removed
+# Each write adds a small file per table, and LanceDB's lookups (the upsert's key match, the reader's re-read)
+# pay per file not yet in the key index: merge them every this many scene-table commits (at 1M scenes, 280
+# unmerged files made a one-scene write 222 ms instead of 94 ms).
+MERGE_FILES_EVERY = 32
+KEEP_VERSIONS = timedelta(days=7)  # (LanceDB's default) a file merge leaves the versions to `compact`
 
 
 def due(snap: Snapshot) -> bool:
     delta_limit = max(MIN_DELTA_ROWS, min(DELTA_ROWS, int(DELTA_FRACTION * snap.base_rows)))
     dead = int(np.count_nonzero(snap.dead))
     return snap.delta_rows >= delta_limit or dead >= max(MIN_DELTA_ROWS, DEAD_FRACTION * len(snap))
+
+
+def merge_files(store: Store) -> None:
+    """Merge the small files writes left and add their rows to the key and full-text indexes: LanceDB's
+    `optimize` without removing old versions (the saved base may be reading one; `compact` removes them).
+    Logged as a write that changes no row, so readers follow it without reloading."""
+    with changelog.logged(store):
+        for name in (SCENES, SHOTS):
+            store.table(name).optimize(cleanup_older_than=KEEP_VERSIONS)
 
 
 def compact(store: Store, vocab: Vocabulary) -> Snapshot:

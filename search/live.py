@@ -288,7 +288,7 @@ def _held_columns(store: Store, keys: list[str], version: int) -> pa.Table:
 
 def _pinned(store: Store, name: str, versions: dict[str, int]) -> Any:
     """A table handle checked out at the snapshot's version (full-text search reads through it)."""
-    return store.pinned(name, versions[name])
+    return store.reader(name, versions[name])
 
 
 def _shot_lists(rows: list[dict[str, Any]]) -> dict[str, list[Shot]]:

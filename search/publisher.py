@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from indexer import changelog
 from indexer.errors import VersionNotReachedError
+from indexer.schema import SCENES
 from indexer.store import Store, read_manifest
 from indexer.vocab import Vocabulary
 from search import compaction, live
@@ -57,7 +58,8 @@ class Publisher:
             exact = live.load_base(store, vocab)
         self._publish(exact)
         self.auto_compact = False  # the service turns it on; tests and tools compact explicitly
-        self._compacting: threading.Thread | None = None
+        self._compacting: threading.Thread | None = None  # the background compaction or file merge
+        self._files_merged_at = exact.versions[SCENES]  # the scene-table version of the last file merge
 
     def refresh(self) -> bool:
         """Publish a snapshot of the live tables if they moved on: the logged writes since this snapshot are
@@ -74,7 +76,9 @@ class Publisher:
             self._publish(caught_up)
             self._log_seq, self._gap_since = started, None
             if self.auto_compact and compaction.due(caught_up):
-                self._start_compaction()
+                self._in_background(self.compact)
+            elif self.auto_compact and versions[SCENES] - self._files_merged_at >= compaction.MERGE_FILES_EVERY:
+                self._in_background(self.merge_files)
             return True
 
     def wait_for_version(self, version: int, timeout_s: float = VERSION_WAIT_S) -> Snapshot:
@@ -96,7 +100,14 @@ class Publisher:
             caught_up = self._catch_up(base, self.store.versions(), wait_for_writer=False)
             assert caught_up is not None
             self._publish(caught_up)
+            self._files_merged_at = caught_up.versions[SCENES]
             return caught_up
+
+    def merge_files(self) -> None:
+        """Merge the small files writes left in LanceDB (see `compaction.merge_files`); the snapshot follows."""
+        compaction.merge_files(self.store)
+        self._files_merged_at = self.store.versions()[SCENES]
+        self.refresh()
 
     def change_consents(self, states: dict[str, ConsentState], commit: Callable[[], None]) -> None:
         """Run `commit` (which writes these consent states); what they take away is withheld from searches
@@ -148,15 +159,16 @@ class Publisher:
         masks = exact.masks.with_consents({**exact.consents, **states}, states, now_utc())
         self.snapshot = exact.with_masks(masks)
 
-    def _start_compaction(self) -> None:
+    def _in_background(self, job: Callable[[], object]) -> None:
+        """Run a compaction or a file merge off the search path, one at a time."""
         if self._compacting is not None and self._compacting.is_alive():
             return
 
         def run() -> None:
             try:
-                self.compact()
+                job()
             except Exception:  # searches keep the current snapshot; the next write retries
-                log.exception("compaction failed")
+                log.exception("%s failed", job.__name__)
 
-        self._compacting = threading.Thread(target=run, name="visual-intent-compaction", daemon=True)
+        self._compacting = threading.Thread(target=run, name=f"visual-intent-{job.__name__}", daemon=True)
         self._compacting.start()

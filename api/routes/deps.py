@@ -61,8 +61,8 @@ class Service:
         behind them. It lags when another writer died between its commit and its log entry (held back for up to
         the publisher's grace period); a search passing this as `min_version` then waits through that gap
         instead of being served a snapshot without this write."""
-        served = self.snapshot.versions
-        return {name: max(version, served.get(name, 0)) for name, version in self.store.versions().items()}
+        served = self.snapshot.versions  # the refresh after the write has just read the committed versions
+        return {name: max(version, served.get(name, 0)) for name, version in self.store.last_versions.items()}
 
     def refresh_if_settled(self) -> bool:
         """Pick up writes made outside this service (another `serve` or `visual-intent index` on the folder):

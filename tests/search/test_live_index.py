@@ -22,6 +22,7 @@ from indexer.catalog import Inline
 from indexer.encoders import load_text_encoder
 from indexer.pipeline import Encoders, IndexOptions, delete_scenes, index_catalog, put_consents
 from indexer.schema import Consent
+from search import compaction
 from search.consent import ConsentState
 from search.engine import PRESETS, Engine
 
@@ -300,6 +301,35 @@ def test_a_restart_after_live_writes_starts_from_the_saved_base(tmp_path: Path) 
     (db / "ann" / "base.json").write_text(json.dumps({"versions": {"scenes": 1, "shots": 1, "ads": 1,
                                                                    "consents": 1}, "log_seq": 0}))  # fmt: skip
     assert _fresh(db, saved_base=True).opened_from == "live tables"
+
+
+def test_small_files_of_single_writes_are_merged_in_the_background(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every few scene-table commits the serving engine merges LanceDB's small files in the background; the
+    merge is followed through the log (no new base), keeps the saved base's version, and ranks as before."""
+    monkeypatch.setattr(compaction, "MERGE_FILES_EVERY", 4)
+    db = tmp_path / "index"
+    engine = _start(db)
+    engine.live.auto_compact = True
+    scenes = engine.store.table("scenes")
+
+    def fragments() -> int:
+        return int(scenes.stats()["fragment_stats"]["num_fragments"])
+
+    before = fragments()
+    for i in range(6):  # one file each
+        _write(db, [_scene(200 + i, ["neon", "city", WORDS[i]], None, None)])
+        engine.refresh()
+    deadline = time.monotonic() + 60
+    while fragments() >= before + 6 - 1 and time.monotonic() < deadline:
+        time.sleep(0.1)  # the merge runs in a background thread
+    assert fragments() < before + 6 - 1
+    engine.live.wait_for_version(sum(engine.store.versions().values()))
+    assert engine.snapshot.delta_rows == 6  # followed as a logged write: still the same base and delta
+    truth = _fresh(db)
+    assert _ranking(engine, "full+collapse", T0) == _ranking(truth, "full+collapse", T0)
+    assert _fresh(db, saved_base=True).opened_from.startswith("saved base")
 
 
 def test_change_log_coverage_detects_gaps() -> None:
