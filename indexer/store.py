@@ -250,7 +250,9 @@ class Store:
 
     def replace_shots(self, scene_ids: list[str], rows: list[dict[str, Any]]) -> None:
         table = self.table(schema.SHOTS)
-        if scene_ids:
+        # a delete commits a version even when nothing matches, and readers re-read shots when the table
+        # moved: a text-only write of scenes without stored shots (the usual API write) leaves it alone
+        if scene_ids and (rows or table.count_rows(in_filter(schema.ShotCol.SCENE, scene_ids))):
             with conflicts(schema.SHOTS):
                 self._note(schema.SHOTS, table.delete(in_filter(schema.ShotCol.SCENE, scene_ids)))
         if rows:

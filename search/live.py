@@ -192,7 +192,11 @@ def _apply_scenes(snap: Snapshot, store: Store, ids: list[str], versions: dict[s
     for r, root in families(columns[SceneCol.PARENT], row, sorted(affected)).items():
         family[r] = root
     sku_rows, products = _sku_changes(snap, table, start)
-    shots, clip = _shot_changes(snap, store, versions, ids, row)
+    shots, clip = (
+        _shot_changes(snap, store, versions, ids, row)
+        if versions[SHOTS] != snap.versions[SHOTS]
+        else (snap.shots, snap.clip)  # no shot was written or deleted since `snap`
+    )
     cameos = table.column(SceneCol.CAMEOS).to_pylist()
     return replace(
         snap,

@@ -42,6 +42,9 @@ class SegmentedVectors:
         if len(delta_rows):
             delta_scores = self.vectors.delta_values[delta_rows - size] @ query
             rows, scores = np.concatenate([rows, delta_rows]), np.concatenate([scores, delta_scores])
+        # FAISS and numpy round differently (an orthogonal pair scores 0 in one, 3e-9 in the other): scores
+        # equal to 6 decimals are ties, which the ranking breaks by id, wherever the row lives
+        scores = np.round(scores, 6)
         order = np.argsort(-scores, kind="stable")[:k]
         return rows[order].astype(np.int64), scores[order].astype(np.float32)
 
