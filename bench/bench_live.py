@@ -220,6 +220,7 @@ def main() -> None:
     engine = Engine.open(db, text=encoder, use_clip=False)
     result["open_s"] = round(time.perf_counter() - started, 2)
     result["rss_after_open_gb"] = rss_gb()
+    engine.live.auto_compact = True  # as `serve` runs it: small files merged in the background every 32 writes
     result["ann"] = dict(engine.snapshot.text_ann.params)
     texts = queries(args.queries)
     result["query"] = time_queries(engine, texts)
