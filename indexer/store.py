@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from indexer import schema
 from indexer.errors import IndexMismatchError, IndexNotFoundError, WriteConflictError
+from indexer.lance_ann import LanceAnn
 from indexer.location import IndexLocation
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,9 @@ class Store:
         # locally, one LIST on object storage), which also makes opening a handle cheap enough to do per call
         self.db = lancedb.connect(**self.location.connect_args(TABLES_DIR), read_consistency_interval=timedelta(0))
         self._handles: dict[str, Any] = {}
+        # how this process serves the dense text base: None = the FAISS layer in memory, else Lance's IVF_PQ
+        # index on the scenes table (`Engine.open(ann="lance")`; see indexer.lance_ann)
+        self.lance_ann: LanceAnn | None = None
         self._transactions: list[dict[str, set[int]]] = []  # versions committed inside each open transaction
         self._schemas = {
             schema.SCENES: _keyed(schema.scenes_schema(manifest.text_dim, manifest.clip_dim), schema.SceneCol.ID),
