@@ -36,8 +36,10 @@ if TYPE_CHECKING:
 DISTANCE: Literal["cosine"] = "cosine"
 MIN_ROWS = 256  # PQ trains 256 codes per sub-vector: fewer rows leave the index empty (Lance scans flat)
 RETRAIN_GROWTH = 4.0  # retrain when the table holds this many times the rows the partitions were trained on
-NPROBES = 20  # partitions searched per query (LanceDB's default)
-REFINE_FACTOR = 5  # re-score limit x this many PQ candidates with their full vectors: exact scores returned
+# Query defaults, measured on the engine's dense channel (depth 200) over 100,500 stand-in vectors (hash:384,
+# NOT semantic; 317 partitions): recall@10 vs exact 0.75 / 0.86 / 0.93 / 0.97 at nprobes 20 / 40 / 80 / 160.
+NPROBES = 80  # partitions searched per query (a quarter of them at 100k; vectors that cluster better need fewer)
+REFINE_FACTOR = 2  # re-score limit x this many PQ candidates with their full vectors: exact scores returned
 META = "ann/scenes_text.lance.json"  # what the index was trained with (rows, partitions)
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from indexer import ann
+from indexer import ann, lance_ann
 from indexer.lance_ann import DISTANCE, LanceAnn
 from indexer.schema import SCENES, SceneCol
 from indexer.store import Store, to_matrix
@@ -54,13 +54,14 @@ class LanceBase:
     def params(self) -> dict[str, Any]:
         return {**self.settings.params, "version": self.version}
 
-    def nearest(self, query: np.ndarray, limit: int) -> tuple[list[str], np.ndarray]:
-        """(scene ids, inner-product scores) of the `limit` nearest rows, best first."""
+    def nearest(self, query: np.ndarray, limit: int, widen: bool = False) -> tuple[list[str], np.ndarray]:
+        """(scene ids, inner-product scores) of the `limit` nearest rows, best first; `widen`: probe more than
+        `nprobes` partitions when those hold fewer than `limit` rows (Lance's adaptive probing, slower)."""
         search = (
             self.table.search(query, vector_column_name=SceneCol.TEXT_VEC)
             .distance_type(DISTANCE)
             .minimum_nprobes(self.settings.nprobes)
-            .maximum_nprobes(0)  # a large limit probes more partitions rather than come back short
+            .maximum_nprobes(0 if widen else self.settings.nprobes)
         )
         if self.settings.refine_factor:
             search = search.refine_factor(self.settings.refine_factor)  # exact distances for what is returned
@@ -91,9 +92,13 @@ class LanceBase:
         return out
 
 
-def load_base(store: Store, version: int, settings: LanceAnn) -> LanceBase:
-    """The base at `version` of the scenes table: its ids in row-offset order (the vectors stay in Lance)."""
+def load_base(store: Store, version: int, settings: LanceAnn) -> LanceBase | None:
+    """The base at `version` of the scenes table: its ids in row-offset order (the vectors stay in Lance).
+    None when that version predates the IVF_PQ index the table has now (e.g. a saved base from before
+    `ensure` built it): Lance would scan every vector flat, so the caller loads the live tables instead."""
     table = store.pinned(SCENES, version)
+    if lance_ann.vector_index(table) is None and lance_ann.vector_index(store.table(SCENES)) is not None:
+        return None
     scanned = table.search().select([SceneCol.ID, "_rowoffset"]).limit(None).to_arrow()
     offsets = scanned.column("_rowoffset").to_numpy()
     order = np.argsort(offsets, kind="stable")
@@ -178,13 +183,19 @@ class LanceVectors:
             # few allowed (no more than the over-fetching query would return): score exactly, fetching only theirs
             rows = np.flatnonzero(allowed)
             return rows, self.base.take(rows) @ query
-        while True:
-            ids, scores = self.base.nearest(query, limit)
+        widen = False
+        for _ in range(8):  # a few rounds at most: the limit grows geometrically to its cap
+            ids, scores = self.base.nearest(query, limit, widen)
             rows = np.fromiter((self.positions[i] for i in ids), dtype=np.int64, count=len(ids))
             keep = allowed[rows]
-            if int(keep.sum()) >= k or len(ids) < limit or limit >= min(size, MAX_FETCH):
-                return rows[keep][:k], scores[keep][:k]
-            limit = min(size, MAX_FETCH, limit * REFETCH_GROWTH)
+            short = len(ids) < limit  # the probed partitions ran out before the limit
+            if int(keep.sum()) >= k or (limit >= min(size, MAX_FETCH) and (widen or not short)):
+                break
+            if short and not widen:
+                widen = True
+            else:
+                limit = min(size, MAX_FETCH, limit * REFETCH_GROWTH)
+        return rows[keep][:k], scores[keep][:k]
 
     def extend(self, vectors: np.ndarray) -> LanceVectors:
         return LanceVectors(self.base, self.positions, self.vectors.extend(vectors))

@@ -55,7 +55,11 @@ def lance_index(tmp_path_factory: pytest.TempPathFactory, text_encoder: Encoder)
     index_fixture_catalog(db, text_encoder)
     options = IndexOptions(db=db, use_clip=False, progress=False, media_root=db)
     index_catalog(options, Inline("generated", _generated(), base=db), encoders=Encoders(text_encoder, None, None))
+    # a FAISS engine first saves its base at the versions before the IVF_PQ index exists: the lance engine
+    # must not pin that version (Lance would scan every vector flat) but load the tables with the index
+    Engine.open(db, text=text_encoder, use_clip=False)
     engine = Engine.open(db, text=text_encoder, use_clip=False, ann="lance")  # builds the missing index
+    assert lance_ann.vector_index(engine.snapshot.text.base.table) is not None  # type: ignore[union-attr]
     stats = engine.store.table(SCENES).index_stats(lance_ann.vector_index(engine.store.table(SCENES)).name)
     assert stats.index_type == "IVF_PQ" and stats.num_indexed_rows == 202 + EXTRA and stats.num_unindexed_rows == 0
     return db
@@ -128,6 +132,7 @@ def test_lance_engine_holds_no_base_vector_matrix(lance_index: Path, text_encode
     engine = Engine.open(lance_index, text=text_encoder, use_clip=False, ann="lance")
     snap = engine.snapshot
     assert isinstance(snap.text, LanceVectors) and snap.text.base.version == snap.versions[SCENES]
+    assert lance_ann.vector_index(snap.text.base.table) is not None  # the pinned version has the index
     assert _big_float_arrays(snap, snap.base_rows, set()) == []  # no (base rows x dim) matrix anywhere
     # rows' vectors come from Lance at the pinned version, equal to what the table stores
     rows = [0, 5, snap.base_rows - 1]
