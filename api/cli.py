@@ -15,7 +15,6 @@ from typing import Annotated, Any
 
 import typer
 
-from api import cli_ann
 from api.cli_ann import AnnOption
 from api.cli_storage import DbOption, StorageOption, UnsafeCommitsOption, location
 from indexer.encoders import DEFAULT_CLIP_ARCH, DEFAULT_CLIP_PRETRAINED, DEFAULT_TEXT_MODEL
@@ -180,6 +179,7 @@ def index(
         chunk_size=chunk_size,
         c2pa_trust_anchors=c2pa_trust_anchors,
         c2pa_allowed_ekus=c2pa_allowed_ekus,
+        ann=ann,
     )
     if engine == "ray":
         from indexer import ray_ingest
@@ -190,7 +190,6 @@ def index(
         raise typer.BadParameter("--ray-address, --encode-actors and --gpus-per-actor need --engine ray")
     else:
         report = index_catalog(options, scenes, ads, consents)
-    cli_ann.prepare(options.db, ann)
     print(render_index_summary(report), file=sys.stderr)
     print(json.dumps(report.to_dict(), indent=2) if as_json else render_report(report))
 

@@ -4,13 +4,10 @@ layer of every scene vector in each replica's memory; `lance` searches the scene
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import click
 import typer
-
-from indexer.location import IndexLocation
 
 AnnOption = Annotated[
     str,
@@ -21,15 +18,3 @@ AnnOption = Annotated[
         "Default: faiss.",
     ),
 ]
-
-
-def prepare(where: Path | IndexLocation, ann: str) -> None:
-    """After `index --ann lance`: train the IVF_PQ index (or retrain it once the table outgrew it) offline,
-    so no serving replica pays for it at start-up."""
-    if ann != "lance":
-        return
-    from indexer import lance_ann
-    from indexer.store import Store
-
-    built = lance_ann.ensure(Store.open(where))
-    typer.echo(f"lance IVF_PQ index: {built or 'up to date (or under 256 rows: scanned flat)'}", err=True)
