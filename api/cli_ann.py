@@ -6,14 +6,22 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import click
 import typer
+
+CHOICES = ("faiss", "lance")
+
+
+def _choice(value: str) -> str:
+    if value not in CHOICES:
+        raise typer.BadParameter(f"choose {' or '.join(CHOICES)}, not '{value}'")
+    return value
+
 
 AnnOption = Annotated[
     str,
     typer.Option(
         "--ann",
-        click_type=click.Choice(["faiss", "lance"]),
+        callback=_choice,
         help="Dense text base: faiss (in memory) or lance (the table's IVF_PQ index; `index` builds it). "
         "Default: faiss.",
     ),

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pyarrow import fs as pafs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -45,6 +46,7 @@ from local_stack import start_s3  # noqa: E402
 
 from indexer import ann  # noqa: E402
 from indexer.encoders import load_text_encoder  # noqa: E402
+from indexer.location import IndexLocation  # noqa: E402
 from indexer.schema import SCENES  # noqa: E402
 from indexer.store import Store  # noqa: E402
 
@@ -103,7 +105,7 @@ def peak_rss_gb() -> float:
     return 0.0
 
 
-def phase_engine(db: Path, backend: str, n: int, depth: int, nprobes: int, refine: int) -> dict[str, Any]:
+def phase_engine(db: Any, backend: str, n: int, depth: int, nprobes: int, refine: int) -> dict[str, Any]:
     """One engine's dense channel, timed per query; FAISS also reports the exact top-10 (after the timing)."""
     from dataclasses import replace
     from datetime import datetime, timezone
@@ -160,13 +162,35 @@ def main_engine(args: argparse.Namespace) -> None:
     for nprobes, refine in ((args.nprobes, args.refine), *((p, r) for p, r in args.sweep)):
         lance = _child([*common, "--phase", "engine-lance", "--nprobes", str(nprobes), "--refine", str(refine)])
         variants[f"engine_lance_ivf_pq_nprobes{nprobes}_refine{refine}"] = lance
+    if args.s3_queries:  # the copy (IVF_PQ index included) on moto's S3: a few queries, moto is slow
+        from indexer.location import filesystem
+
+        moto, options = start_s3(free_port(), BUCKET, quiet=True)
+        try:
+            remote = IndexLocation.of(f"s3://{BUCKET}/engine", options)
+            started = time.perf_counter()
+            pafs.copy_files(str(copy), remote.uri.removeprefix("s3://"), destination_filesystem=filesystem(remote))
+            result["s3_upload_s"] = round(time.perf_counter() - started, 1)
+            s3 = ["--db", str(copy), "--uri", remote.uri, "--options", json.dumps(options)]
+            s3 += ["--queries", str(args.s3_queries)]
+            s3 += ["--depth", str(args.depth), "--phase", "engine-lance", "--nprobes", str(args.nprobes)]
+            out = _child([*s3, "--refine", str(args.refine)])
+            exact_part = exact[: args.s3_queries]
+            variants[f"engine_lance_on_moto_s3_nprobes{args.nprobes}_refine{args.refine}"] = out
+            out["exact_part"] = exact_part
+        finally:
+            moto.terminate()
+            moto.wait()
     for name, out in variants.items():
+        truth = out.get("exact_part", exact)
+        faiss_hits = faiss["hits"][: len(truth)]
         result[name] = {
             "open_s": round(out["open_s"], 1),
             "p50_ms": round(statistics.median(out["times"]), 2),
             "p99_ms": round(sorted(out["times"])[int(0.99 * (len(out["times"]) - 1))], 2),
-            "recall@10_vs_exact": round(_overlap(out["hits"], exact), 3),
-            "overlap@10_with_faiss": round(_overlap(out["hits"], faiss["hits"]), 3),
+            "queries": len(out["hits"]),
+            "recall@10_vs_exact": round(_overlap(out["hits"], truth), 3),
+            "overlap@10_with_faiss": round(_overlap(out["hits"], faiss_hits), 3),
             "peak_rss_gb": out["peak_rss_gb"],
             "params": out["params"],
         }
@@ -188,6 +212,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--partitions", type=int, default=256)
     parser.add_argument("--engine", type=Path, help="measure the engine's dense channel on a copy made here")
+    parser.add_argument("--s3-queries", type=int, default=0, help="--engine: also this many queries on moto S3")
     parser.add_argument("--depth", type=int, default=200, help="--engine: the dense channel's candidate depth")
     parser.add_argument(
         "--sweep", type=lambda v: tuple(int(x) for x in v.split(",")), action="append", default=[],
@@ -204,7 +229,8 @@ def main() -> None:
         return
     if args.phase in ("engine-faiss", "engine-lance"):
         backend = args.phase.removeprefix("engine-")
-        print(json.dumps(phase_engine(args.db, backend, args.queries, args.depth, args.nprobes, args.refine)))
+        db = IndexLocation.of(args.uri, json.loads(args.options)) if args.uri else args.db
+        print(json.dumps(phase_engine(db, backend, args.queries, args.depth, args.nprobes, args.refine)))
         return
     if args.engine is not None:
         main_engine(args)

@@ -89,7 +89,8 @@ def build(store: Store) -> dict[str, Any]:
     report = {"rows": rows, "partitions": partitions, "sub_vectors": sub, "distance": DISTANCE}
     store.location.write_json(META, report)
     store.save_manifest()  # the index is a commit: readers following the manifest see no unlogged gap
-    return {**report, "built_s": round(time.perf_counter() - started, 1)}
+    built_s = round(time.perf_counter() - started, 1)
+    return {**report, "kind": "lance_ivf_pq", "version": int(table.version), "built_s": built_s}
 
 
 def ensure(store: Store) -> dict[str, Any] | None:

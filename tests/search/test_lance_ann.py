@@ -189,3 +189,22 @@ def test_compaction_folds_the_delta_into_the_lance_base(db: Path, text_encoder: 
 
 def _faiss_version(db: Path) -> int:
     return int(json.loads((db / "ann" / "scenes_text.json").read_text())["version"])
+
+
+def test_index_cli_with_ann_lance_trains_ivf_pq_and_builds_no_faiss_text_layer(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from api.cli import app
+    from indexer.store import Store
+    from tests.helpers import write_jsonl
+
+    scenes = write_jsonl(tmp_path / "scenes.jsonl", _generated())
+    db = tmp_path / "index"
+    args = ["index", "--db", str(db), "--scenes", str(scenes), "--no-clip", "--quiet", "--text-model", "hash:64"]
+    result = CliRunner().invoke(app, [*args, "--ann", "lance"])
+    assert result.exit_code == 0, result.output
+    table = Store.open(db).table(SCENES)
+    stats = table.index_stats(lance_ann.vector_index(table).name)
+    assert stats.index_type == "IVF_PQ" and stats.num_indexed_rows == EXTRA
+    assert not (db / "ann" / "scenes_text.faiss").exists()  # the FAISS text layer was never built
+    assert CliRunner().invoke(app, [*args, "--ann", "hnsw"]).exit_code != 0
