@@ -208,3 +208,18 @@ def test_index_cli_with_ann_lance_trains_ivf_pq_and_builds_no_faiss_text_layer(t
     assert stats.index_type == "IVF_PQ" and stats.num_indexed_rows == EXTRA
     assert not (db / "ann" / "scenes_text.faiss").exists()  # the FAISS text layer was never built
     assert CliRunner().invoke(app, [*args, "--ann", "hnsw"]).exit_code != 0
+
+
+def test_service_settings_ann_lance_open_the_lance_engine(lance_index: Path) -> None:
+    """`serve --ann lance` (VISUAL_INTENT_ANN=lance): the service opens its own engine on the Lance base."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from tests.api.api_support import READ, make_settings
+
+    app = create_app(make_settings(lance_index, ann="lance", use_clip=False))
+    with TestClient(app) as client:
+        response = client.post("/v1/search", json={"query": "sneakers on a rainy neon street"}, headers=READ)
+        assert response.status_code == 200, response.text
+        assert response.json()["scenes"]
+        assert isinstance(app.state.service.snapshot.text, LanceVectors)
