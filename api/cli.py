@@ -401,7 +401,8 @@ def serve(
 
     where = location(db, storage_option, unsafe_commits)
     overrides: dict[str, object] = {"db": where.uri, "host": host, "port": port, "insecure_local": insecure_local}
-    overrides["ann"] = ann
+    if ann != "faiss":  # like --no-clip: the flag overrides VISUAL_INTENT_ANN only when given
+        overrides["ann"] = ann
     overrides |= {"storage_options": where.storage_options, "unsafe_commits": unsafe_commits}
     if api_keys_file is not None:
         overrides["api_keys_file"] = api_keys_file
