@@ -130,7 +130,9 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         opened = (
             engine
             if engine is not None
-            else await asyncio.to_thread(Engine.open, settings.location, None, None, settings.use_clip)
+            else await asyncio.to_thread(
+                Engine.open, settings.location, None, None, settings.use_clip, ann=settings.ann
+            )
         )
         # any replica takes writes: refuse a store whose commits are unsafe before serving (cached, once)
         await asyncio.to_thread(opened.store.location.require_conditional_put)

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
+from api.cli_ann import AnnOption
 from api.cli_storage import DbOption, StorageOption, UnsafeCommitsOption, location
 from indexer.encoders import DEFAULT_CLIP_ARCH, DEFAULT_CLIP_PRETRAINED, DEFAULT_TEXT_MODEL
 from indexer.errors import VisualIntentError
@@ -152,6 +153,7 @@ def index(
     gpus_per_actor: Annotated[
         float, typer.Option(min=0, help="With --engine ray: GPUs per encode actor. Default: 0 (CPU).")
     ] = 0.0,
+    ann: AnnOption = "faiss",
 ) -> None:
     """Validate and index a catalog (scenes, ads, consents) into --db. Re-running resumes: unchanged scenes
     are skipped."""
@@ -177,6 +179,7 @@ def index(
         chunk_size=chunk_size,
         c2pa_trust_anchors=c2pa_trust_anchors,
         c2pa_allowed_ekus=c2pa_allowed_ekus,
+        ann=ann,
     )
     if engine == "ray":
         from indexer import ray_ingest
@@ -386,6 +389,7 @@ def serve(
     no_clip: Annotated[bool, typer.Option("--no-clip", help="Do not load CLIP (no image search).")] = False,
     storage_option: StorageOption = None,
     unsafe_commits: UnsafeCommitsOption = False,
+    ann: AnnOption = "faiss",
 ) -> None:
     """Serve the search API, the search page (/) and /metrics; keys come from VISUAL_INTENT_API_KEYS."""
     import uvicorn
@@ -397,6 +401,8 @@ def serve(
 
     where = location(db, storage_option, unsafe_commits)
     overrides: dict[str, object] = {"db": where.uri, "host": host, "port": port, "insecure_local": insecure_local}
+    if ann != "faiss":  # like --no-clip: the flag overrides VISUAL_INTENT_ANN only when given
+        overrides["ann"] = ann
     overrides |= {"storage_options": where.storage_options, "unsafe_commits": unsafe_commits}
     if api_keys_file is not None:
         overrides["api_keys_file"] = api_keys_file

@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     api_keys_file: Path | None = Field(default=None, description="JSON file with the same shape as API_KEYS.")
     insecure_local: bool = False  # no keys: every request gets every scope (loopback only)
     use_clip: bool = True
+    ann: Literal["faiss", "lance"] = "faiss"  # dense text base: in-memory FAISS, or the table's IVF_PQ index
     max_body_bytes: int = Field(default=8 * MIB, ge=1024)
     max_image_bytes: int = Field(default=4 * MIB, ge=1024)
     max_image_pixels: int = Field(default=40_000_000, ge=1)

@@ -242,9 +242,10 @@ def load_or_build(store: Store, name: str, kind: str = "auto", version: int | No
 
 
 def sync(store: Store) -> dict[str, Any]:
-    """Bring every ANN layer up to the LanceDB versions; returns what each one holds."""
+    """Bring every ANN layer up to the LanceDB versions; returns what each one holds. A store serving its scene
+    text from Lance's own index (`store.lance_ann`) has no FAISS text layer to keep."""
     report = {}
-    for name in (SCENE_TEXT, SHOT_CLIP):
+    for name in (SHOT_CLIP,) if store.lance_ann else (SCENE_TEXT, SHOT_CLIP):
         layer = load_or_build(store, name)
         if layer is not None:
             report[name] = {"rows": len(layer), "version": layer.version, **layer.params}

@@ -19,7 +19,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from indexer import ann, catalog, changelog, media, provenance, rows, stream, validation
+from indexer import ann, catalog, changelog, lance_ann, media, provenance, rows, stream, validation
 from indexer.catalog import Loaded, Source
 from indexer.coerce import ChangeLog
 from indexer.context import ad_text
@@ -34,6 +34,7 @@ from indexer.encoders import (
     load_text_encoder,
 )
 from indexer.errors import CatalogError, RecordError, VisualIntentError
+from indexer.lance_ann import LanceAnn
 from indexer.location import IndexLocation
 from indexer.schema import ADS, CONSENTS, SCENES, SCHEMA_VERSION, Ad
 from indexer.store import MANIFEST, ClipInfo, Manifest, Store, check_compatible, read_manifest
@@ -64,6 +65,9 @@ class IndexOptions:
     # A write to a serving index (the API): stored state is read only for the scenes the batch names, and the
     # ANN layers and full-text index are left to the next compaction (searches cover new rows through the delta).
     live: bool = False
+    # "lance": the scene text base is the scenes table's IVF_PQ index, trained at the end of the run (offline,
+    # not in a serving replica), and no FAISS text layer is built (see indexer.lance_ann)
+    ann: str = "faiss"
 
 
 @dataclass
@@ -179,6 +183,7 @@ def index_catalog(
         named = _named_ids(scenes_path) if options.live and scenes_path is not None else None
         hashes, parents = stream.stored_state(existing, named)
     store = existing or Store.create(location, Manifest(SCHEMA_VERSION, enc.text.id, enc.text.dim, enc.clip_info))
+    store.lance_ann = LanceAnn() if options.ann == "lance" else None
     created = existing is None
     # the versions before the run: an empty new folder is removed, a bulk run whose tables moved rebuilds the
     # full-text index (a live write into an existing index needs neither: one LanceDB read fewer per write)
@@ -211,6 +216,8 @@ def finish(store: Store, report: IndexReport | None = None, rebuild_fts: bool = 
         store.save_manifest()
     with _timed(report, "ann"):
         layers = ann.sync(store)
+        if store.lance_ann is not None and (built := lance_ann.ensure(store)) is not None:
+            layers["scenes_text_lance_ivf_pq"] = built
     if report is not None:
         report.ann = layers
 

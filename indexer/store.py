@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from indexer import schema
 from indexer.errors import IndexMismatchError, IndexNotFoundError, WriteConflictError
+from indexer.lance_ann import LanceAnn
 from indexer.location import IndexLocation
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,9 @@ class Store:
         self._handles: dict[str, Any] = {}
         self._readers: dict[tuple[str, int], Any] = {}  # see `reader`
         self._seen: dict[str, int] = {}  # the versions last read
+        # how this process serves the dense text base: None = the FAISS layer in memory, else Lance's IVF_PQ
+        # index on the scenes table (`Engine.open(ann="lance")`; see indexer.lance_ann)
+        self.lance_ann: LanceAnn | None = None
         self._transactions: list[dict[str, set[int]]] = []  # versions committed inside each open transaction
         self._schemas = {
             schema.SCENES: _keyed(schema.scenes_schema(manifest.text_dim, manifest.clip_dim), schema.SceneCol.ID),

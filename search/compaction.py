@@ -2,7 +2,8 @@
 
 When the delta or the tombstones pass a threshold (`due`), the engine compacts in a background thread:
 LanceDB's `optimize` merges small files, brings the full-text index up to date and removes versions older
-than `CLEANUP_AFTER`; the FAISS layers are rebuilt at the new version and saved; a new base snapshot is
+than `CLEANUP_AFTER` (and folds new rows into the IVF_PQ index of an `ann="lance"` engine, see
+`indexer.lance_ann`); the FAISS layers are rebuilt at the new version and saved; a new base snapshot is
 loaded. Meanwhile searches read the old snapshot and writes keep committing; the writes that landed during
 the build are then applied to the new base from the write log before it is swapped in. A crash during
 compaction loses nothing: LanceDB holds every committed row, and the old FAISS files stay until the new ones
@@ -16,7 +17,7 @@ from datetime import timedelta
 
 import numpy as np
 
-from indexer import ann, changelog
+from indexer import ann, changelog, lance_ann
 from indexer.schema import ADS, SCENES, SHOTS
 from indexer.store import Store
 from indexer.vocab import Vocabulary
@@ -57,6 +58,8 @@ def compact(store: Store, vocab: Vocabulary) -> Snapshot:
         for name in (SCENES, SHOTS, ADS):
             store.table(name).optimize(cleanup_older_than=CLEANUP_AFTER)  # files, new rows into indexes, old versions
         store.index_keys()
+        if store.lance_ann:  # optimize folded the new rows into its partitions; retrain once it outgrew them
+            lance_ann.ensure(store)
     store.save_manifest()
     ann.sync(store)
     base = live.load_base(store, vocab)

@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from indexer import pipeline
+from indexer import lance_ann, pipeline
 from indexer.encoders import ClipModel, ClipSpec, Encoder, is_semantic, load_clip, load_text_encoder
 from indexer.errors import IndexMismatchError
+from indexer.lance_ann import LanceAnn
 from indexer.location import IndexLocation
 from indexer.schema import Consent
 from indexer.store import ClipInfo, Store
@@ -38,6 +39,7 @@ from search.snapshot import Snapshot
 log = logging.getLogger(__name__)
 
 CHANNELS = ("dense", "fts", "clip", "slots")
+ANN_BACKENDS = ("faiss", "lance")
 # Tuned on the fixture query set (see README, "Relevance"); slot agreement leads because the frame is
 # the most precise signal when the query names product and context.
 DEFAULT_WEIGHTS = {"dense": 1.0, "fts": 0.5, "clip": 0.6, "slots": 1.5}
@@ -122,9 +124,15 @@ class Engine:
         clip: ClipModel | None = None,
         use_clip: bool = True,
         saved_base: bool = True,
+        ann: str | LanceAnn = "faiss",
     ) -> Engine:
-        """`saved_base=False` loads every layer from the live tables instead of the saved base plus the log."""
+        """`saved_base=False` loads every layer from the live tables instead of the saved base plus the log.
+        `ann`: the dense text base, "faiss" (an in-memory HNSW layer) or "lance" (the scenes table's IVF_PQ
+        index, built here when missing; a `LanceAnn` sets its query parameters): see indexer.lance_ann."""
         store = Store.open(db)
+        store.lance_ann = ann_choice(ann)
+        if store.lance_ann is not None:
+            lance_ann.ensure(store)
         manifest = store.manifest
         text = text or load_text_encoder(manifest.text_encoder)
         if text.id != manifest.text_encoder:
@@ -342,6 +350,15 @@ class Engine:
             elif name not in CHANNELS:
                 raise ValueError(f"unknown channel '{name}' (choose {', '.join(CHANNELS)})")
         return out
+
+
+def ann_choice(ann: str | LanceAnn) -> LanceAnn | None:
+    """The `ann` option of `Engine.open`: None for FAISS, the Lance query parameters otherwise."""
+    if isinstance(ann, LanceAnn):
+        return ann
+    if ann not in ANN_BACKENDS:
+        raise ValueError(f"unknown ANN backend '{ann}' (choose {', '.join(ANN_BACKENDS)})")
+    return LanceAnn() if ann == "lance" else None
 
 
 def with_overrides(base: SearchOptions, **changes: Any) -> SearchOptions:

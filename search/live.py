@@ -26,6 +26,7 @@ from indexer.changelog import Change
 from indexer.schema import ADS, CONSENTS, SCENES, SHOTS, AdCol, ConsentCol, SceneCol, ShotCol
 from indexer.store import Store, in_filter, to_matrix
 from indexer.vocab import Vocabulary
+from search import lance_vectors
 from search.consent import ConsentState, now_utc
 from search.consent_masks import ConsentMasks
 from search.scene_rows import NOT_HELD, SceneRows
@@ -106,7 +107,11 @@ class _MovedError(Exception):
 def _load(store: Store, vocab: Vocabulary, versions: dict[str, int], saved_layers: bool = False) -> Snapshot:
     """Every part read at `versions`; the FAISS layers are the saved ones (`saved_layers`), or brought up to
     the live tables."""
-    text_ann = _layer(store, ann.SCENE_TEXT, versions[SCENES], saved_layers)
+    text_ann = (  # `ann="lance"`: the scenes table pinned at the version, no FAISS text layer
+        lance_vectors.load_base(store, versions[SCENES], store.lance_ann)
+        if store.lance_ann
+        else _layer(store, ann.SCENE_TEXT, versions[SCENES], saved_layers)
+    )
     if text_ann is None or text_ann.version != versions[SCENES]:
         raise _MovedError
     table = _held_columns(store, text_ann.keys, versions[SCENES])
@@ -135,7 +140,7 @@ def _load(store: Store, vocab: Vocabulary, versions: dict[str, int], saved_layer
         products=Overlay(_products(store, versions[SCENES], ids, sku_rows)),
         family=root_rows(parent_rows),
         children_of=Overlay({p: tuple(c) for p, c in children.items()}),
-        text=SegmentedVectors.of(text_ann),
+        text=lance_vectors.text_layer(text_ann, row),
         clip=clip,
         shots=Overlay(shots),
         masks=ConsentMasks.build(table.column(SceneCol.CAMEOS).to_pylist(), _consents(store, versions)),

@@ -23,6 +23,7 @@ from indexer.schema import SceneCol
 from indexer.store import Manifest
 from search.consent import ConsentState, is_eligible
 from search.consent_masks import ConsentMasks
+from search.lance_vectors import LanceBase, LanceVectors
 from search.scene_rows import ArrowColumn, Codes, MultiHot, SceneRows
 from search.segments import GrowingArray, GrowingList, Overlay, RowList
 from search.vectors import SegmentedVectors
@@ -92,7 +93,7 @@ class Snapshot:
     products: Overlay[str, dict[str, Any]]
     family: np.ndarray  # row -> row of its lineage root
     children_of: Overlay[str, tuple[str, ...]]  # parent id -> ids that named it (checked on read)
-    text: SegmentedVectors
+    text: SegmentedVectors | LanceVectors
     clip: ShotLayer | None
     shots: Overlay[str, list[Shot]]
     masks: ConsentMasks
@@ -160,7 +161,7 @@ class Snapshot:
         return self.text.vectors
 
     @property
-    def text_ann(self) -> ann.AnnIndex:
+    def text_ann(self) -> ann.AnnIndex | LanceBase:
         return self.text.base
 
     @property
