@@ -123,3 +123,30 @@ def test_storage_options_from_env_and_flags() -> None:
     assert IndexLocation.of(Path("some/folder")).is_local
     with pytest.raises(VisualIntentError, match="unsupported scheme"):
         IndexLocation.of("ftp://host/index")
+
+
+def test_small_files_merge_on_object_storage(
+    s3_server: S3Server, s3_index: IndexLocation, text_encoder: SentenceTransformerEncoder, tmp_path: Path
+) -> None:
+    """The live index's file merge (LanceDB `compact_files`) runs on S3, and a reader follows it as a logged
+    write: the same base and delta, no reload."""
+    from indexer.catalog import Inline
+    from indexer.pipeline import Encoders, IndexOptions, index_catalog
+    from search import compaction
+    from tests.distributed.conftest import copy_index
+
+    location = copy_index(s3_server, s3_index)
+    engine = Engine.open(location, text=text_encoder)
+    options = IndexOptions(db=location, text_model=text_encoder.id, use_clip=False, progress=False, live=True)
+    for i in range(3):
+        scene = {"scene_id": f"s3-merge-{i}", "prompt": f"a lighthouse keeper's thermos, take {i}"}
+        index_catalog(options, Inline("test", [scene], base=tmp_path), encoders=Encoders(text_encoder, None, None))
+        engine.refresh()
+    scenes = engine.store.table("scenes")
+    before = scenes.stats()["fragment_stats"]["num_fragments"]
+    compaction.merge_files(engine.store)
+    assert scenes.stats()["fragment_stats"]["num_fragments"] <= before - 2
+    assert engine.refresh()
+    assert engine.snapshot.delta_rows == 3 and engine.snapshot.versions == engine.store.versions()
+    hits = engine.search("lighthouse keeper thermos", k=5, options=PRESETS["fts"]).scenes
+    assert {h.scene_id for h in hits} >= {"s3-merge-0", "s3-merge-1", "s3-merge-2"}
