@@ -67,7 +67,17 @@ def ray_session(options: RayOptions) -> Iterator[Any]:
         try:
             ray.init(address=options.address, logging_level=logging.WARNING)
         except ConnectionError as exc:
-            raise DistributedUnavailableError(f"cannot reach the Ray cluster at {options.address}: {exc}") from exc
+            hint = (
+                ""
+                if os.environ.get("RAY_AUTH_MODE")
+                else (
+                    " (a cluster started by `ray start` on Ray 2.59+ requires its token: set RAY_AUTH_MODE=token; the "
+                    "token is read from ~/.ray/auth_token or RAY_AUTH_TOKEN)"
+                )
+            )
+            raise DistributedUnavailableError(
+                f"cannot reach the Ray cluster at {options.address}: {exc}{hint}"
+            ) from exc
     else:
         # the workers import this checkout's code, whatever else is installed
         code = str(Path(indexer.__file__).resolve().parents[1])
