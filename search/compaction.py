@@ -49,8 +49,8 @@ def merge_files(store: Store) -> None:
     """Merge the small files writes left (LanceDB's `compact_files`, up to `MERGE_FILE_ROWS` a file). Indexes
     and old versions are left to `compact` (the saved base may be reading an old version). Logged as a write
     that changes no row, so readers follow it without reloading."""
-    with changelog.logged(store):
-        for name in (SCENES, SHOTS):
+    for name in (SCENES, SHOTS):
+        with changelog.logged(store):  # one entry per table: a failure on the second leaves the first logged
             store.table(name).compact_files(target_rows_per_fragment=MERGE_FILE_ROWS)
 
 

@@ -140,6 +140,8 @@ class Publisher:
         return live.load_base(self.store, self.vocab)
 
     def _gap_expired(self) -> bool:
+        if self._compacting is not None and self._compacting.is_alive():
+            return False  # the writer between its commit and its log entry may be our own merge or compaction
         now = time.monotonic()
         if self._gap_since is None:
             self._gap_since = now
